@@ -1,0 +1,79 @@
+#!/usr/bin/env python3
+"""Envol on a laptop, with nothing but Python 3.11+.
+
+    python3 envol.py up [--demo]   set up (first run) and start the local stack; Ctrl-C stops it
+    python3 envol.py demo          publish the demo scenario into the running stack
+    python3 envol.py test          run the test suite (pytest arguments may follow)
+    python3 envol.py bench         run the benchmark (bench/run)
+
+The first run creates .venv/ and installs the pinned requirements and the Envol packages
+into it; later runs reuse it and reinstall only when a requirements or pyproject file changed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = Path(os.environ.get("ENVOL_VENV", ROOT / ".venv"))
+PACKAGES = ["shared", "services/enrolment"]
+INPUTS = ["requirements.txt", "requirements-dev.txt", *(f"{p}/pyproject.toml" for p in PACKAGES)]
+
+
+def python() -> Path:
+    return VENV / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
+
+
+def ensure_environment() -> None:
+    if sys.version_info < (3, 11):  # noqa: UP036 - this script itself may run on an older Python
+        sys.exit(f"Envol needs Python 3.11 or newer, not {sys.version.split()[0]}")
+    digest = hashlib.sha256(b"".join((ROOT / f).read_bytes() for f in INPUTS)).hexdigest()
+    stamp = VENV / ".envol-installed"
+    if stamp.exists() and stamp.read_text() == digest and python().exists():
+        return
+    if not python().exists():
+        print(f"envol: creating {VENV}", flush=True)
+        venv.EnvBuilder(with_pip=True).create(VENV)
+    print("envol: installing requirements (first run, or they changed)", flush=True)
+    pip = [str(python()), "-m", "pip", "install", "--disable-pip-version-check", "-q"]
+    subprocess.run([*pip, "-r", str(ROOT / "requirements-dev.txt")], check=True)
+    # --no-deps: the packages' dependencies are exactly the pinned ones installed above.
+    editable = [arg for p in PACKAGES for arg in ("-e", str(ROOT / p))]
+    subprocess.run([*pip, "--no-deps", *editable], check=True)
+    stamp.write_text(digest)
+
+
+def run(args: list[str]) -> int:
+    return subprocess.call([str(python()), *args], cwd=ROOT)
+
+
+def main() -> int:
+    command, rest = (sys.argv[1], sys.argv[2:]) if len(sys.argv) > 1 else ("help", [])
+    if command in {"help", "-h", "--help"}:
+        print(__doc__)
+        return 0
+    ensure_environment()
+    if command == "up":
+        return run(["-m", "deploy.local.stack", *rest])
+    if command == "demo":
+        return run(["-m", "deploy.local.demo", *rest])
+    if command == "test":
+        return run(["-m", "pytest", *rest])
+    if command == "bench":
+        return run([str(ROOT / "bench" / "run"), *rest])
+    if command == "lint":
+        return run(["-m", "ruff", "check", "."])
+    print(__doc__)
+    return 2
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        sys.exit(130)

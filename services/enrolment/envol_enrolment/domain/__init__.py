@@ -1,0 +1,1 @@
+"""The enrolment domain: companies, SME status, programmes, applications. No I/O here."""

@@ -1,0 +1,409 @@
+"""Reliable batch consumption of a service's durable JetStream pull consumer.
+
+For each fetched batch, one transaction:
+  (a) records every message key in the inbox (a duplicate is acknowledged, with no effect),
+  (b) lets the handlers apply state changes,
+  (c) writes outgoing events, rejections and dead letters to the outbox;
+and only after commit are the messages acknowledged.
+
+What can go wrong, and what happens:
+- unreadable message (not JSON, not a CloudEvent, schema violation, unknown type or version):
+  kept in the dead-letter stream with the reason and original bytes, and a rejection event
+  is sent to the producer's namespace; the message is acknowledged.
+- business refusal (unknown application, illegal transition...): a rejection event, no change.
+- transient failure (database unreachable, locked, timing out): the whole batch is rolled
+  back and redelivered after a delay; fetching pauses meanwhile. Never terminated.
+- a handler raising anything else: the batch is replayed without that message, which is
+  redelivered later (and dead-lettered after `max_attempts`); later messages about the same
+  company wait behind it so per-company order holds.
+
+The consumer is written on nats-py rather than FastStream's batch subscriber: FastStream
+keeps fetching until a batch is full or a timeout expires, which adds that timeout to the
+latency of every event at low load, and its acknowledgement policies act per message, not
+per committed batch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import json
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Generic, TypeVar
+
+import structlog
+from nats.aio.msg import Msg
+from nats.errors import ConnectionClosedError
+from nats.errors import TimeoutError as NatsTimeoutError
+from nats.js import JetStreamContext
+from nats.js.errors import ServiceUnavailableError
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+
+from envol_shared.event_log import OutgoingMessage
+from envol_shared.events import (
+    EventData,
+    EventRejected,
+    Incoming,
+    InvalidEvent,
+    make_event,
+    namespace_of,
+    parse_event,
+    subject_for,
+)
+from envol_shared.topology import EVENTS_STREAM, ServiceConsumer, dead_letter_subject
+from envol_shared.unit_of_work import UnitOfWork
+
+U = TypeVar("U", bound=UnitOfWork)
+
+
+class Rejected(Exception):
+    """A handler refuses an event for a business reason; nothing it did is kept."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Failures that say nothing about the message itself: retry the whole batch later."""
+    if isinstance(exc, OperationalError | PoolTimeoutError | ConnectionError | TimeoutError):
+        return True
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    return isinstance(exc, OSError)
+
+
+@dataclass
+class Context(Generic[U]):
+    """What a handler gets: the event, the unit of work, and a way to emit events."""
+
+    incoming: Incoming
+    uow: U
+    service: str
+
+    @property
+    def cluster(self) -> str:
+        return self.incoming.envelope.cluster
+
+    @property
+    def received_at(self) -> datetime:
+        return self.incoming.envelope.time
+
+    def emit(self, data: EventData, *, company: str, correlation_id: str | None = None) -> None:
+        """Queue an event caused by the incoming one; it is published after commit.
+
+        The correlation id defaults to the incoming event's; pass the journey's own id when
+        the event concerns another company (a waitlisted SME promoted by a withdrawal).
+        """
+        envelope = self.incoming.envelope
+        subject, event = make_event(
+            data,
+            cluster=envelope.cluster,
+            producer=self.service,
+            company=company,
+            correlation_id=correlation_id or envelope.correlationid,
+            causation_id=envelope.id,
+        )
+        self.uow.outbox.add(OutgoingMessage.of_event(subject, event))
+
+
+Handler = Callable[[Any, Context[Any]], Awaitable[None]]
+
+
+class Outcome(enum.Enum):
+    APPLIED = "applied"
+    REJECTED = "rejected"
+    DEAD_LETTERED = "dead_lettered"
+    DUPLICATE = "duplicate"
+    RETRY = "retry"          # failed this time, redelivered later
+    WAITING = "waiting"      # an earlier event about the same company must go first
+
+
+@dataclass
+class Delivery:
+    msg: Msg
+    subject: str
+    stream_sequence: int
+    attempt: int
+    incoming: Incoming | None = None
+    invalid_reason: str | None = None
+    rejection: str | None = None
+    failure: str | None = None
+    outcome: Outcome | None = None
+    key: str = ""
+    company: str = ""
+    extra_log: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, msg: Msg, accepted: frozenset[str]) -> Delivery:
+        meta = msg.metadata
+        delivery = cls(msg=msg, subject=msg.subject, stream_sequence=meta.sequence.stream,
+                       attempt=meta.num_delivered or 1)
+        try:
+            delivery.incoming = parse_event(msg.data, msg.subject, accepted)
+        except InvalidEvent as exc:
+            delivery.invalid_reason = exc.reason
+        delivery.key, delivery.company = delivery._identity()
+        return delivery
+
+    def _identity(self) -> tuple[str, str]:
+        if self.incoming is not None:
+            envelope = self.incoming.envelope
+            return f"{envelope.source} {envelope.id}", envelope.subject
+        # Unreadable: dedupe on the envelope id if one can be read, else on the stream position.
+        try:
+            document = json.loads(self.msg.data)
+            if isinstance(document, dict) and document.get("id") and document.get("source"):
+                return f"{document['source']} {document['id']}", str(document.get("subject", ""))
+        except (ValueError, UnicodeDecodeError):
+            pass
+        return f"{EVENTS_STREAM}#{self.stream_sequence}", ""
+
+    def log_fields(self) -> dict[str, Any]:
+        fields: dict[str, Any] = {"stream_seq": self.stream_sequence, "nats_subject": self.subject,
+                                  "attempt": self.attempt}
+        if self.incoming is not None:
+            envelope = self.incoming.envelope
+            fields.update(event_id=envelope.id, event_type=envelope.type, cluster=envelope.cluster,
+                          correlation_id=envelope.correlationid, company=envelope.subject,
+                          producer=self.incoming.producer)
+        else:
+            namespace = namespace_of(self.subject)
+            if namespace:
+                fields.update(cluster=namespace[0], producer=namespace[1])
+        return fields
+
+
+class _Replay(Exception):
+    """Restart the batch's transaction without the delivery that just failed."""
+
+
+class EventConsumer(Generic[U]):
+    def __init__(
+        self,
+        *,
+        js: JetStreamContext,
+        consumer: ServiceConsumer,
+        uow_factory: Callable[[], U],
+        handlers: Mapping[type[EventData], Handler],
+        on_commit: Callable[[], None] = lambda: None,
+        batch_size: int = 256,
+        max_attempts: int = 5,
+        retry_delay_s: float = 2.0,
+        max_retry_delay_s: float = 60.0,
+    ) -> None:
+        self._js = js
+        self._consumer = consumer
+        self._uow_factory = uow_factory
+        self._handlers = {event.type: handler for event, handler in handlers.items()}
+        self._accepted = frozenset(consumer.event_types)
+        missing = self._accepted - set(self._handlers)
+        if missing:
+            raise ValueError(f"no handler for consumed event types {sorted(missing)}")
+        self._on_commit = on_commit
+        self._batch_size = batch_size
+        self._max_attempts = max_attempts
+        self._retry_delay_s = retry_delay_s
+        self._max_retry_delay_s = max_retry_delay_s
+        # company -> stream sequence of its oldest event waiting for a redelivery
+        self._held: dict[str, int] = {}
+        self.log = structlog.get_logger("envol.consumer").bind(service=consumer.service)
+
+    @property
+    def service(self) -> str:
+        return self._consumer.service
+
+    def _delay(self, attempt: int) -> float:
+        return min(self._retry_delay_s * 2 ** max(attempt - 1, 0), self._max_retry_delay_s)
+
+    async def run(self, stopping: asyncio.Event) -> None:
+        """Fetch and process batches until `stopping` is set; the batch in hand is finished."""
+        subscription = await self._js.pull_subscribe_bind(
+            durable=self._consumer.durable, stream=EVENTS_STREAM
+        )
+        self.log.info("consumer.started", filter_subjects=self._consumer.filter_subjects)
+        try:
+            while not stopping.is_set():
+                try:
+                    messages = await subscription.fetch(self._batch_size, timeout=1.0)
+                except (TimeoutError, NatsTimeoutError):
+                    continue
+                except (ConnectionClosedError, ServiceUnavailableError) as exc:
+                    self.log.warning("consumer.fetch_failed", error=repr(exc))
+                    await _sleep_unless(stopping, 1.0)
+                    continue
+                pause = await self.process(messages)
+                if pause:
+                    await _sleep_unless(stopping, pause)
+        finally:
+            await subscription.unsubscribe()
+            self.log.info("consumer.stopped")
+
+    async def process(self, messages: list[Msg]) -> float:
+        """Process one fetched batch; return how long to pause fetching (0 when healthy)."""
+        deliveries = [Delivery.of(msg, self._accepted) for msg in messages]
+        for delivery in deliveries:
+            held_at = self._held.get(delivery.company)
+            if delivery.company and held_at is not None and delivery.stream_sequence > held_at:
+                delivery.outcome = Outcome.WAITING
+        while True:
+            try:
+                await self._apply(deliveries)
+                break
+            except _Replay:
+                continue
+            except Exception as exc:
+                if not is_transient(exc):
+                    raise
+                delay = self._delay(max(d.attempt for d in deliveries))
+                self.log.warning("batch.transient_failure", error=repr(exc), size=len(deliveries),
+                                 retry_in_s=delay)
+                for delivery in deliveries:
+                    await delivery.msg.nak(delay=delay)
+                return delay
+        self._on_commit()
+        await self._settle(deliveries)
+        return 0.0
+
+    async def _apply(self, deliveries: list[Delivery]) -> None:
+        for delivery in deliveries:
+            if delivery.outcome not in (Outcome.RETRY, Outcome.WAITING):
+                delivery.outcome = None
+        waiting_companies: set[str] = set()
+        async with self._uow_factory() as uow:
+            live = [d for d in deliveries if d.outcome is None]
+            seen = await uow.inbox.seen({d.key for d in live})
+            for delivery in deliveries:
+                if delivery.outcome in (Outcome.RETRY, Outcome.WAITING):
+                    if delivery.company:
+                        waiting_companies.add(delivery.company)
+                    continue
+                if delivery.key in seen:
+                    delivery.outcome = Outcome.DUPLICATE
+                    continue
+                if delivery.company and delivery.company in waiting_companies:
+                    delivery.outcome = Outcome.WAITING
+                    continue
+                seen.add(delivery.key)
+                if delivery.invalid_reason is not None or delivery.failure is not None:
+                    self._dead_letter(uow, delivery)
+                elif delivery.rejection is not None:
+                    delivery.outcome = Outcome.REJECTED
+                    uow.outbox.add(self._rejection(delivery, delivery.rejection, dead_lettered=False))
+                    uow.inbox.record(delivery.key, Outcome.REJECTED.value)
+                else:
+                    await self._handle(uow, delivery)
+            await uow.commit()
+
+    async def _handle(self, uow: U, delivery: Delivery) -> None:
+        assert delivery.incoming is not None
+        handler = self._handlers[delivery.incoming.envelope.type]
+        try:
+            await handler(delivery.incoming.data, Context(delivery.incoming, uow, self.service))
+        except Rejected as exc:
+            # Replay the batch without this handler's changes, whatever it had touched.
+            delivery.rejection = exc.reason
+            delivery.extra_log["reason"] = exc.reason
+            raise _Replay from exc
+        except Exception as exc:
+            if is_transient(exc):
+                raise
+            if delivery.attempt >= self._max_attempts:
+                delivery.failure = (f"handler failed on attempt {delivery.attempt} of "
+                                    f"{self._max_attempts}: {exc!r}")
+            else:
+                delivery.outcome = Outcome.RETRY
+            self.log.error("event.handler_failed", error=repr(exc), **delivery.log_fields())
+            raise _Replay from exc
+        delivery.outcome = Outcome.APPLIED
+        uow.inbox.record(delivery.key, Outcome.APPLIED.value)
+
+    def _dead_letter(self, uow: U, delivery: Delivery) -> None:
+        reason = delivery.invalid_reason or delivery.failure or "unknown"
+        delivery.outcome = Outcome.DEAD_LETTERED
+        delivery.extra_log["reason"] = reason
+        cluster, producer = namespace_of(delivery.subject) or ("unknown", "unknown")
+        uow.outbox.add(OutgoingMessage(
+            message_id=f"dead-letter {self.service} {delivery.key}",
+            subject=dead_letter_subject(self.service, cluster, producer),
+            payload=delivery.msg.data,
+            headers={
+                "Envol-Reason": _header_value(reason),
+                "Envol-Service": self.service,
+                "Envol-Original-Subject": delivery.subject,
+                "Envol-Original-Stream-Sequence": str(delivery.stream_sequence),
+                "Envol-Delivery-Attempts": str(delivery.attempt),
+            },
+        ))
+        uow.outbox.add(self._rejection(delivery, reason, dead_lettered=True))
+        uow.inbox.record(delivery.key, Outcome.DEAD_LETTERED.value)
+
+    def _rejection(self, delivery: Delivery, reason: str, *, dead_lettered: bool) -> OutgoingMessage:
+        cluster, producer = namespace_of(delivery.subject) or ("unknown", "unknown")
+        envelope = delivery.incoming.envelope if delivery.incoming else None
+        rejection = EventRejected(
+            rejected_event_id=envelope.id if envelope else _read_id(delivery.msg.data),
+            rejected_type=envelope.type if envelope else None,
+            rejected_subject=delivery.subject,
+            service=self.service,
+            reason=reason,
+            dead_lettered=dead_lettered,
+        )
+        _, event = make_event(
+            rejection,
+            cluster=cluster if _is_token(cluster) else "unknown",
+            producer=self.service,
+            company=delivery.company or "unknown",
+            correlation_id=envelope.correlationid if envelope else None,
+            causation_id=envelope.id if envelope else None,
+        )
+        # Back into the namespace of whoever sent it, where it is allowed to read.
+        return OutgoingMessage.of_event(subject_for(cluster, producer, EventRejected.type), event)
+
+    async def _settle(self, deliveries: list[Delivery]) -> None:
+        for delivery in deliveries:
+            log = self.log.bind(**delivery.log_fields(), **delivery.extra_log)
+            if delivery.outcome in (Outcome.RETRY, Outcome.WAITING):
+                if delivery.outcome is Outcome.RETRY and delivery.company:
+                    held = self._held.get(delivery.company)
+                    self._held[delivery.company] = min(held or delivery.stream_sequence,
+                                                       delivery.stream_sequence)
+                await delivery.msg.nak(delay=self._delay(delivery.attempt))
+                log.info(f"event.{delivery.outcome.value}")
+                continue
+            if self._held.get(delivery.company) == delivery.stream_sequence:
+                del self._held[delivery.company]
+            await delivery.msg.ack()
+            assert delivery.outcome is not None
+            if delivery.outcome is Outcome.DEAD_LETTERED:
+                log.warning("event.dead_lettered")
+            elif delivery.outcome is Outcome.REJECTED:
+                log.warning("event.rejected")
+            else:
+                log.info(f"event.{delivery.outcome.value}")
+
+
+def _header_value(text: str) -> str:
+    return " ".join(text.split())[:1000]
+
+
+def _is_token(text: str) -> bool:
+    return bool(text) and text.replace("-", "").isalnum() and text == text.lower()
+
+
+def _read_id(raw: bytes) -> str | None:
+    try:
+        document = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    value = document.get("id") if isinstance(document, dict) else None
+    return str(value)[:128] if value is not None else None
+
+
+async def _sleep_unless(stopping: asyncio.Event, seconds: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stopping.wait(), timeout=seconds)

@@ -1,0 +1,149 @@
+"""Running a service: connect, provision, migrate, consume and relay; stop gracefully.
+
+Every service's bootstrap builds a `ServiceDefinition`; `run_service` does the rest the same
+way for all of them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import nats
+import structlog
+from nats.aio.client import Client
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from envol_shared.consumer import EventConsumer, Handler
+from envol_shared.database import create_engine, migrate, sqlite_url
+from envol_shared.events import EventData
+from envol_shared.relay import OutboxRelay
+from envol_shared.topology import CONSUMERS, provision
+from envol_shared.unit_of_work import UnitOfWork
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Read from the environment, the same way in a container and on a laptop."""
+
+    service: str
+    nats_url: str
+    database_url: str
+    batch_size: int
+
+    @classmethod
+    def from_env(cls, service: str) -> Settings:
+        data_dir = Path(os.environ.get("ENVOL_DATA_DIR", ".envol"))
+        database_url = os.environ.get(f"ENVOL_{service.upper()}_DATABASE_URL") or os.environ.get(
+            "ENVOL_DATABASE_URL"
+        )
+        if not database_url:
+            data_dir.mkdir(parents=True, exist_ok=True)
+            database_url = sqlite_url(data_dir / f"{service}.sqlite")
+        return cls(
+            service=service,
+            nats_url=os.environ.get("ENVOL_NATS_URL", "nats://127.0.0.1:4222"),
+            database_url=database_url,
+            batch_size=int(os.environ.get("ENVOL_BATCH_SIZE", "256")),
+        )
+
+
+@dataclass(frozen=True)
+class ServiceDefinition:
+    """What makes a service different from the others; wired by its bootstrap."""
+
+    name: str
+    migrations: Path
+    uow_factory: Callable[[AsyncEngine], UnitOfWork]
+    handlers: Mapping[type[EventData], Handler]
+
+
+class RunningService:
+    """A started service; `stop()` finishes the batch in hand, flushes the outbox, closes."""
+
+    def __init__(self, definition: ServiceDefinition, settings: Settings) -> None:
+        self.definition = definition
+        self.settings = settings
+        self.stopping = asyncio.Event()
+        self._relay_stopping = asyncio.Event()
+        self.log = structlog.get_logger("envol.service").bind(service=definition.name)
+        self._tasks: list[asyncio.Task[Any]] = []
+        self.nc: Client | None = None
+        self.engine: AsyncEngine | None = None
+
+    async def start(self) -> None:
+        definition, settings = self.definition, self.settings
+        self.engine = create_engine(settings.database_url)
+        await migrate(self.engine, definition.migrations)
+        self.nc = await nats.connect(
+            settings.nats_url,
+            name=f"envol-{definition.name}",
+            max_reconnect_attempts=-1,
+            reconnect_time_wait=1,
+        )
+        js = self.nc.jetstream()
+        await provision(js)
+        relay = OutboxRelay(js=js, engine=self.engine, service=definition.name)
+        engine = self.engine
+        consumer = EventConsumer(
+            js=js,
+            consumer=CONSUMERS[definition.name],
+            uow_factory=lambda: definition.uow_factory(engine),
+            handlers=definition.handlers,
+            on_commit=relay.wake,
+            batch_size=settings.batch_size,
+        )
+        self.consumer_task = asyncio.create_task(consumer.run(self.stopping), name="consumer")
+        self.relay_task = asyncio.create_task(relay.run(self._relay_stopping), name="relay")
+        self._tasks = [self.consumer_task, self.relay_task]
+        self.log.info("service.started", nats_url=_without_credentials(settings.nats_url),
+                      database=self.engine.url.render_as_string(hide_password=True))
+
+    async def wait(self) -> None:
+        """Return when the service stops; a crashed task stops the service."""
+        done, _ = await asyncio.wait(self._tasks, return_when=asyncio.FIRST_EXCEPTION)
+        for task in done:
+            if task.exception() is not None:
+                self.log.error("service.task_crashed", task=task.get_name(),
+                               error=repr(task.exception()))
+                await self.stop()
+                raise task.exception()  # type: ignore[misc]
+
+    async def stop(self) -> None:
+        if self.stopping.is_set() and not self._tasks:
+            return
+        self.log.info("service.stopping")
+        self.stopping.set()
+        # Consumer first (it finishes its batch), then the relay flushes what that batch wrote.
+        with contextlib.suppress(Exception):
+            await self.consumer_task
+        self._relay_stopping.set()
+        with contextlib.suppress(Exception):
+            await self.relay_task
+        self._tasks = []
+        if self.nc is not None and not self.nc.is_closed:
+            await self.nc.drain()
+        if self.engine is not None:
+            await self.engine.dispose()
+        self.log.info("service.stopped")
+
+
+def _without_credentials(url: str) -> str:
+    scheme, _, rest = url.partition("://")
+    return f"{scheme}://{rest.rsplit('@', 1)[-1]}"
+
+
+async def run_service(definition: ServiceDefinition, settings: Settings) -> None:
+    """Run until SIGINT or SIGTERM, then stop gracefully."""
+    service = RunningService(definition, settings)
+    await service.start()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, lambda: asyncio.ensure_future(service.stop()))
+    await service.wait()

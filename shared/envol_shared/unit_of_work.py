@@ -1,0 +1,50 @@
+"""The unit of work: one database transaction around inbox, state changes and outbox.
+
+A service subclasses `UnitOfWork` to add its repositories (see each service's
+``unit_of_work.py``); handlers only ever see the subclass.
+"""
+
+from __future__ import annotations
+
+from types import TracebackType
+from typing import Self
+
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from envol_shared.event_log import Inbox, Outbox
+
+
+class UnitOfWork:
+    session: AsyncSession
+    inbox: Inbox
+    outbox: Outbox
+
+    def __init__(self, engine: AsyncEngine, consumer: str) -> None:
+        self._sessions = async_sessionmaker(engine, expire_on_commit=False)
+        self._consumer = consumer
+
+    async def __aenter__(self) -> Self:
+        self.session = self._sessions()
+        self.inbox = Inbox(self.session, self._consumer)
+        self.outbox = Outbox(self.session)
+        self.open_repositories()
+        return self
+
+    def open_repositories(self) -> None:
+        """Subclasses create their repositories on `self.session` here."""
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        # Anything not committed explicitly is rolled back: a half-applied batch never lands.
+        await self.session.rollback()
+        await self.session.close()
+
+    async def commit(self) -> None:
+        await self.session.flush()
+        await self.inbox.flush()
+        await self.outbox.flush()
+        await self.session.commit()

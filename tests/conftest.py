@@ -1,0 +1,53 @@
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import create_async_engine
+from support import connected, postgres_url
+
+from envol_shared.database import normalise_url
+from envol_shared.logging import configure_logging
+from envol_shared.nats_server import NatsServer
+
+configure_logging(json_lines=True, level="WARNING")
+
+
+@pytest.fixture
+def nats_server(tmp_path: Path) -> Iterator[NatsServer]:
+    server = NatsServer(tmp_path / "jetstream", log_file=tmp_path / "nats.log")
+    server.start()
+    yield server
+    server.kill()
+
+
+@pytest.fixture
+async def nc(nats_server: NatsServer):  # type: ignore[no-untyped-def]
+    async with connected(nats_server.url) as client:
+        yield client
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    """A fresh, empty database: a SQLite file, or a new PostgreSQL database when
+    ENVOL_TEST_DATABASE_URL is set (skipped otherwise)."""
+    if request.param == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path / 'service.sqlite'}"
+        return
+    base = postgres_url()
+    if base is None:
+        pytest.skip("ENVOL_TEST_DATABASE_URL is not set")
+    name = f"envol_test_{uuid.uuid4().hex[:10]}"
+    admin = create_async_engine(normalise_url(base), isolation_level="AUTOCOMMIT")
+    async with admin.connect() as conn:
+        await conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    url = sa.make_url(normalise_url(base)).set(database=name).render_as_string(hide_password=False)
+    try:
+        yield url
+    finally:
+        async with admin.connect() as conn:
+            await conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        await admin.dispose()

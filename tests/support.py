@@ -1,0 +1,106 @@
+"""Helpers for tests: publish events as a partner would, and read what Envol published."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import date
+from typing import Any
+
+import nats
+from nats.aio.client import Client
+from nats.js.api import ConsumerConfig, DeliverPolicy
+
+from envol_shared.events import EventData, make_event
+from envol_shared.topology import DEAD_LETTER_STREAM, EVENTS_STREAM
+
+# Real SIRENs with valid check digits (public companies' identifiers).
+SIRENS = ["732829320", "552032534", "542051180", "552100554", "383474814", "775670417",
+          "542107651", "444608442", "326300159", "552081317", "350422622", "479766842"]
+
+
+def registration(siren: str, *, cluster: str = "aerospace-valley", staff: float = 42,
+                 turnover_eur: int = 6_000_000, balance_eur: int = 5_000_000,
+                 **extra: Any) -> dict[str, Any]:
+    return {"company_id": siren, "legal_name": f"Company {siren}", "region": "Occitanie",
+            "clusters": [cluster], "staff_awu": staff, "turnover_cents": turnover_eur * 100,
+            "balance_sheet_cents": balance_eur * 100, "accounts_year": 2025, **extra}
+
+
+def application(app_id: str, siren: str, programme: str = "AV-INVESTORS-CLUB",
+                **extra: Any) -> dict[str, Any]:
+    return {"application_id": app_id, "company_id": siren, "programme": programme,
+            "applied_on": date(2026, 3, 2).isoformat(), **extra}
+
+
+async def publish(nc: Client, data: EventData, *, company: str, cluster: str = "aerospace-valley",
+                  producer: str = "staff", event_id: str | None = None) -> str:
+    subject, envelope = make_event(data, cluster=cluster, producer=producer, company=company,
+                                   event_id=event_id)
+    await nc.jetstream().publish(subject, envelope.to_bytes())
+    return envelope.id
+
+
+async def publish_raw(nc: Client, subject: str, payload: bytes) -> None:
+    await nc.jetstream().publish(subject, payload)
+
+
+async def stream_messages(nc: Client, stream: str, subject: str) -> list[Any]:
+    """Every message currently in `stream` on `subject` (ephemeral consumer, from the start)."""
+    js = nc.jetstream()
+    sub = await js.pull_subscribe(subject, stream=stream,
+                                  config=ConsumerConfig(deliver_policy=DeliverPolicy.ALL))
+    found: list[Any] = []
+    try:
+        while True:
+            try:
+                batch = await sub.fetch(500, timeout=0.5)
+            except (TimeoutError, nats.errors.TimeoutError):
+                break
+            for msg in batch:
+                await msg.ack()
+            found += batch
+    finally:
+        await sub.unsubscribe()
+    return found
+
+
+async def events_of(nc: Client, subject: str = "envol.*.enrolment.>") -> list[dict[str, Any]]:
+    return [json.loads(m.data) for m in await stream_messages(nc, EVENTS_STREAM, subject)]
+
+
+async def dead_letters(nc: Client) -> list[Any]:
+    return await stream_messages(nc, DEAD_LETTER_STREAM, "envol-dead-letter.>")
+
+
+async def wait_for(predicate: Any, within: float = 20, interval: float = 0.2) -> Any:
+    """Poll an async predicate until it returns something truthy."""
+    deadline = asyncio.get_running_loop().time() + within
+    while True:
+        result = await predicate()
+        if result:
+            return result
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"condition not met within {within}s; last value: {result!r}")
+        await asyncio.sleep(interval)
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex[:12]
+
+
+@asynccontextmanager
+async def connected(url: str) -> AsyncIterator[Client]:
+    nc = await nats.connect(url)
+    try:
+        yield nc
+    finally:
+        await nc.close()
+
+
+def postgres_url() -> str | None:
+    return os.environ.get("ENVOL_TEST_DATABASE_URL") or None
