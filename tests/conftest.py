@@ -12,6 +12,7 @@ from support import connected, postgres_url
 from envol_shared.database import normalise_url
 from envol_shared.logging import configure_logging
 from envol_shared.nats_server import NatsServer
+from envol_shared.topology import provision
 
 configure_logging(json_lines=True, level="WARNING")
 
@@ -26,7 +27,9 @@ def nats_server(tmp_path: Path) -> Iterator[NatsServer]:
 
 @pytest.fixture
 async def nc(nats_server: NatsServer):  # type: ignore[no-untyped-def]
+    """A client of a provisioned server, as partners find it in production."""
     async with connected(nats_server.url) as client:
+        await provision(client.jetstream())
         yield client
 
 

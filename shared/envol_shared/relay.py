@@ -54,9 +54,13 @@ class OutboxRelay:
                 failures += 1
                 published = 0
                 self.log.error("outbox.publish_failed", error=repr(exc), failures=failures)
-                if stopping.is_set() and failures >= 3:
-                    self.log.error("outbox.left_pending_at_shutdown")
-                    return
+                if stopping.is_set():
+                    if failures >= 3:
+                        # Not lost: the rows stay in the outbox for the next start.
+                        self.log.error("outbox.left_pending_at_shutdown")
+                        return
+                    await asyncio.sleep(0.2)
+                    continue
                 await asyncio.sleep(min(0.5 * 2 ** failures, 30))
                 continue
             if stopping.is_set():

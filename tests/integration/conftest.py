@@ -1,0 +1,100 @@
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from envol_enrolment.bootstrap import bootstrap
+from envol_shared.database import create_engine
+from envol_shared.nats_server import NatsServer
+from envol_shared.service import RunningService, ServiceDefinition, Settings
+
+
+@pytest.fixture
+async def start_service(nats_server: NatsServer, database_url: str) -> AsyncIterator[Callable]:
+    """Start the enrolment service in this process (several times if a test needs to)."""
+    running: list[RunningService] = []
+
+    async def start(batch_size: int = 64, definition: ServiceDefinition | None = None) -> RunningService:
+        service = RunningService(definition or bootstrap(),
+                                 Settings("enrolment", nats_server.url, database_url, batch_size))
+        await service.start()
+        running.append(service)
+        return service
+
+    yield start
+    for service in running:
+        await service.stop()
+
+
+class ServiceProcess:
+    """The enrolment service as its own OS process, so a test can kill it outright."""
+
+    def __init__(self, nats_url: str, database_url: str, log_file: Path) -> None:
+        self.env = {**os.environ, "ENVOL_NATS_URL": nats_url, "ENVOL_DATABASE_URL": database_url,
+                    "ENVOL_LOG_FORMAT": "json", "ENVOL_LOG_LEVEL": "INFO", "ENVOL_BATCH_SIZE": "50"}
+        self.log_file = log_file
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        with open(self.log_file, "ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "envol_enrolment.entrypoints.main"],
+                env=self.env, stdout=log, stderr=log,
+            )
+
+    def kill(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(timeout=10)
+
+    def terminate(self) -> int:
+        assert self.process is not None
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout=30)
+
+
+@pytest.fixture
+def service_process(nats_server: NatsServer, database_url: str, tmp_path: Path):  # type: ignore[no-untyped-def]
+    processes: list[ServiceProcess] = []
+
+    def make() -> ServiceProcess:
+        process = ServiceProcess(nats_server.url, database_url, tmp_path / "service.log")
+        processes.append(process)
+        return process
+
+    yield make
+    for process in processes:
+        if process.process is not None and process.process.poll() is None:
+            process.kill()
+
+
+async def query(database_url: str, sql: str) -> list[sa.Row]:
+    engine = create_engine(database_url)
+    try:
+        async with engine.connect() as conn:
+            return list((await conn.execute(sa.text(sql))).all())
+    finally:
+        await engine.dispose()
+
+
+async def wait_until_rows(database_url: str, sql: str, expected: int, within: float = 60) -> None:
+    deadline = asyncio.get_running_loop().time() + within
+    count = -1
+    while asyncio.get_running_loop().time() < deadline:
+        try:
+            count = (await query(database_url, sql))[0][0]
+        except Exception:  # table not there yet: the service is still migrating
+            count = -1
+        if count >= expected:
+            return
+        await asyncio.sleep(0.3)
+    raise AssertionError(f"{sql!r} gave {count}, expected {expected}")
