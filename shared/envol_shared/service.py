@@ -105,18 +105,16 @@ class RunningService:
         self.log.info("service.started", nats_url=_without_credentials(settings.nats_url),
                       database=self.engine.url.render_as_string(hide_password=True))
 
-    async def wait(self) -> None:
-        """Return when the service stops; a crashed task stops the service."""
-        done, _ = await asyncio.wait(self._tasks, return_when=asyncio.FIRST_EXCEPTION)
-        for task in done:
-            if task.exception() is not None:
-                self.log.error("service.task_crashed", task=task.get_name(),
-                               error=repr(task.exception()))
-                await self.stop()
-                raise task.exception()  # type: ignore[misc]
+    async def crashed(self) -> BaseException:
+        """Wait until the consumer or the relay dies on its own; return why."""
+        done, _ = await asyncio.wait(self._tasks, return_when=asyncio.FIRST_COMPLETED)
+        task = done.pop()
+        error = task.exception() or RuntimeError(f"{task.get_name()} stopped unexpectedly")
+        self.log.error("service.task_crashed", task=task.get_name(), error=repr(error))
+        return error
 
     async def stop(self) -> None:
-        if self.stopping.is_set() and not self._tasks:
+        if self.stopping.is_set():
             return
         self.log.info("service.stopping")
         self.stopping.set()
@@ -128,7 +126,7 @@ class RunningService:
             await self.relay_task
         self._tasks = []
         if self.nc is not None and not self.nc.is_closed:
-            await self.nc.drain()
+            await self.nc.close()
         if self.engine is not None:
             await self.engine.dispose()
         self.log.info("service.stopped")
@@ -140,10 +138,18 @@ def _without_credentials(url: str) -> str:
 
 
 async def run_service(definition: ServiceDefinition, settings: Settings) -> None:
-    """Run until SIGINT or SIGTERM, then stop gracefully."""
+    """Run until SIGINT or SIGTERM, then stop gracefully; a crashed task stops it too."""
     service = RunningService(definition, settings)
     await service.start()
+    requested = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, lambda: asyncio.ensure_future(service.stop()))
-    await service.wait()
+        loop.add_signal_handler(signum, requested.set)
+    crash = asyncio.create_task(service.crashed())
+    await asyncio.wait({crash, asyncio.create_task(requested.wait())},
+                       return_when=asyncio.FIRST_COMPLETED)
+    if not crash.done():
+        crash.cancel()
+    await service.stop()
+    if crash.done() and not crash.cancelled():
+        raise crash.result()
