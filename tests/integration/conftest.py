@@ -22,7 +22,8 @@ async def start_service(nats_server: NatsServer, database_url: str) -> AsyncIter
     """Start the enrolment service in this process (several times if a test needs to)."""
     running: list[RunningService] = []
 
-    async def start(batch_size: int = 64, definition: ServiceDefinition | None = None) -> RunningService:
+    async def start(batch_size: int = 64, definition: ServiceDefinition | None = None,
+                    database_url: str = database_url) -> RunningService:
         service = RunningService(definition or bootstrap(),
                                  Settings("enrolment", nats_server.url, database_url, batch_size))
         await service.start()

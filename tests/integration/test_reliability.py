@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 from collections import Counter
@@ -10,8 +11,10 @@ import pytest
 import sqlalchemy as sa
 from conftest import query, wait_until_rows
 from nats.js.errors import NoStreamResponseError
+from stdnum import luhn
 from support import (
     SIRENS,
+    TcpProxy,
     application,
     dead_letters,
     events_of,
@@ -235,3 +238,37 @@ async def test_events_about_one_company_are_applied_in_publication_order(nc, sta
     expected = ["applied", "eligible", "enrolled", "active", "completed"]
     assert paths == {f"order-{n}": expected for n in range(10)}
     assert await events_of(nc, "envol.*.*.event.rejected") == []
+
+
+async def test_a_real_postgresql_outage_mid_stream_loses_nothing(nc, start_service, database_url):
+    """The service's connections to PostgreSQL go through a proxy that the test cuts."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("a network outage is a PostgreSQL matter")
+    url = sa.make_url(database_url)
+    proxy = TcpProxy(url.host or "127.0.0.1", url.port or 5432)
+    await proxy.start()
+    proxied = url.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
+    try:
+        await start_service(database_url=proxied)
+        companies = [siren_n(n) for n in range(40)]
+        for siren in companies[:20]:
+            await publish(nc, ev.CompanyRegistered(**registration(siren)), company=siren)
+        await wait_until_rows(database_url, "select count(*) from inbox", 20)
+        proxy.cut()
+        for siren in companies[20:]:
+            await publish(nc, ev.CompanyRegistered(**registration(siren)), company=siren)
+        await asyncio.sleep(3)  # the service meets the outage and backs off
+        assert (await query(database_url, "select count(*) from inbox"))[0][0] == 20
+        proxy.restore()
+        await wait_until_rows(database_url, "select count(*) from inbox", 40, within=90)
+        await wait_for(lambda: _has(nc, "envol.company.assessed.v1", 40), within=30)
+        events = await events_of(nc)
+        assert len(events) == 40 == len({e["data"]["siren"] for e in events})
+        assert await dead_letters(nc) == []
+    finally:
+        await proxy.close()
+
+
+def siren_n(n: int) -> str:
+    body = f"8{n:07d}"
+    return body + luhn.calc_check_digit(body)
