@@ -213,8 +213,9 @@ def parse_event(raw: bytes, subject: str, accepted: Iterable[str] | None = None)
         raise InvalidEvent(f"not JSON: {exc}") from None
     if not isinstance(document, dict):
         raise InvalidEvent("not a CloudEvent: the JSON document is not an object")
+    # Strict JSON validation: no true for 1 cent, no "1250" for 1250, no number for a time.
     try:
-        envelope = CloudEvent.model_validate(document)
+        envelope = CloudEvent.model_validate_json(raw, strict=True)
     except ValidationError as exc:
         raise InvalidEvent(f"not a CloudEvents 1.0 envelope: {_first_errors(exc)}") from None
 
@@ -233,7 +234,7 @@ def parse_event(raw: bytes, subject: str, accepted: Iterable[str] | None = None)
     if cluster != envelope.cluster:
         raise InvalidEvent(f"subject cluster {cluster!r} differs from event cluster {envelope.cluster!r}")
     try:
-        data = model.model_validate(envelope.data)
+        data = model.model_validate_json(json.dumps(envelope.data), strict=True)
     except ValidationError as exc:
         raise InvalidEvent(f"{envelope.type} data violates its schema: {_first_errors(exc)}") from None
     company = getattr(data, "company_id", None) or getattr(data, "siren", None)

@@ -16,8 +16,9 @@ from envol_enrolment.domain.model import (
 from envol_enrolment.domain.sme import SmeCategory
 
 MILLION = 100_000_000  # cents
-PROJECT = ProjectReference(reference="FUI-AAP-31-042", call="FUI AAP 31", labelling_cluster="aerospace-valley",
-                           label_date=date(2025, 11, 3), funder="Bpifrance")
+PROJECT = ProjectReference(reference="FUI-AAP-31-042", call="FUI AAP 31",
+                           labelling_cluster="aerospace-valley", label_date=date(2025, 11, 3),
+                           funder="Bpifrance")
 
 
 def programme(*rules: Rule, opens_on: date = date(2026, 1, 5), closes_on: date | None = date(2026, 12, 18),

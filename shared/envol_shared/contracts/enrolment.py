@@ -28,11 +28,15 @@ Text = Annotated[str, Field(min_length=1, max_length=500)]
 
 
 class Holding(Payload):
-    """A stake of 25 % or more held by another organisation, with that holder's own figures."""
+    """A stake held by another organisation, with that holder's own figures.
+
+    Declare stakes of 25 % or more, and every stake of a public body: public bodies
+    controlling 25 % together, even through smaller stakes, make the company not an SME.
+    """
 
     holder: Text
     holder_kind: HolderKind
-    share_percent: float = Field(ge=25, le=100)
+    share_percent: float = Field(gt=0, le=100)
     holder_staff_awu: float | None = Field(default=None, ge=0)
     holder_turnover_cents: EuroCents | None = None
     holder_balance_sheet_cents: EuroCents | None = None

@@ -3,7 +3,7 @@
     applied ──> eligible ──> enrolled ──> active ──> completed
        │           │  │         ▲  │         │
        │           │  └─> waitlisted ─┘      └──> withdrawn
-       └─> ineligible  └─> denied     (enrolled, waitlisted, eligible -> withdrawn too)
+       └─> ineligible  └─> denied     (applied, eligible, waitlisted, enrolled -> withdrawn too)
 
 Every transition is appended to the application's history (from, to, when, by whom, why).
 """
