@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
+import nats.errors
 import structlog
 from nats.aio.msg import Msg
 from nats.errors import ConnectionClosedError
@@ -236,7 +237,13 @@ class EventConsumer(Generic[U]):
                     self.log.warning("consumer.fetch_failed", error=repr(exc))
                     await _sleep_unless(stopping, 1.0)
                     continue
-                pause = await self.process(messages)
+                try:
+                    pause = await self.process(messages)
+                except (ConnectionClosedError, nats.errors.ConnectionReconnectingError,
+                        nats.errors.OutboundBufferLimitError) as exc:
+                    # Committed but not acknowledged: redelivered later, and the inbox drops it.
+                    self.log.warning("batch.acknowledgement_lost", error=repr(exc))
+                    pause = 1.0
                 if pause:
                     await _sleep_unless(stopping, pause)
         finally:

@@ -1,12 +1,15 @@
-"""A service process killed outright (SIGKILL) mid-stream loses nothing and applies nothing twice."""
+"""Crashes: a service process killed outright (SIGKILL), a NATS server killed and restarted."""
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 
+import nats.errors
+import nats.js.errors
 from conftest import query, wait_until_rows
 from stdnum import luhn
-from support import application, events_of, publish, registration
+from support import application, events_of, publish, registration, wait_for
 
 from envol_shared.contracts import enrolment as ev
 
@@ -47,3 +50,38 @@ async def test_a_service_killed_mid_batch_loses_nothing_and_applies_nothing_twic
     events = await events_of(nc)
     assert len(events) == 3 * COMPANIES
     assert len({e["id"] for e in events}) == 3 * COMPANIES, "no event published twice"
+
+
+async def test_a_nats_server_killed_and_restarted_mid_stream_loses_nothing(
+    nats_server, nc, start_service, database_url
+):
+    await start_service()
+    for n in range(100):
+        await publish(nc, ev.CompanyRegistered(**registration(siren(n))), company=siren(n))
+    await wait_until_rows(database_url, "select count(*) from inbox", 20)
+    nats_server.kill()
+    nats_server.start()  # same port, same store: clients reconnect on their own
+    await wait_for(lambda: _connected(nc))
+    for n in range(100, 200):
+        await _publish_retrying(nc, ev.CompanyRegistered(**registration(siren(n))), company=siren(n))
+    await wait_until_rows(database_url, "select count(*) from inbox", 200, within=90)
+    await wait_until_rows(database_url,
+                          "select count(*) from outbox where published_at is not null", 200)
+    events = await events_of(nc)
+    assert len(events) == 200 == len({e["data"]["siren"] for e in events})
+
+
+async def _connected(nc) -> bool:
+    return nc.is_connected
+
+
+async def _publish_retrying(nc, data, company: str) -> None:
+    """As a partner would: JetStream needs a moment to recover its streams after a restart."""
+    for _ in range(50):
+        try:
+            await publish(nc, data, company=company, event_id=f"retry-{company}")
+            return
+        except (nats.errors.TimeoutError, nats.errors.NoRespondersError,
+                nats.js.errors.NoStreamResponseError, nats.js.errors.ServiceUnavailableError):
+            await asyncio.sleep(0.2)
+    raise AssertionError("JetStream did not come back")
