@@ -15,8 +15,6 @@ import sys
 import time
 from pathlib import Path
 
-MIN_VERSION = (2, 10)
-
 
 def find_binary() -> str:
     beside_python = Path(sys.executable).parent / "nats-server"

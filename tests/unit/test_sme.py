@@ -84,7 +84,7 @@ def test_not_an_sme_says_which_figures_exceed_the_ceilings() -> None:
                     accounts_year=2024)
     assert result.category is NOT_SME
     assert not result.is_sme
-    assert result.reasons == ("300 AWU, turnover 60000000 €, balance sheet 50000000 € "
+    assert result.reasons == ("300 AWU, turnover 60 000 000 €, balance sheet 50 000 000 € "
                               "exceed the medium-sized ceilings",)
 
 

@@ -105,7 +105,11 @@ def assess(
                            f"within the {band.category.value} ceilings")
             return SmeAssessment(band.category, accounts_year, staff, turnover, balance,
                                  tuple(reasons))
-    reasons.append(f"{staff:g} AWU, turnover {turnover // EURO} €, balance sheet "
-                   f"{balance // EURO} € exceed the medium-sized ceilings")
+    reasons.append(f"{staff:g} AWU, turnover {_euros(turnover)}, balance sheet "
+                   f"{_euros(balance)} exceed the medium-sized ceilings")
     return SmeAssessment(SmeCategory.NOT_SME, accounts_year, staff, turnover, balance,
                          tuple(reasons))
+
+
+def _euros(cents: int) -> str:
+    return f"{cents // EURO:,} €".replace(",", " ")

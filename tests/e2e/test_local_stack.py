@@ -1,0 +1,223 @@
+"""End to end: the one-command local stack and its demo, run as a developer runs them.
+
+Each test starts `python -m deploy.local.stack` as a child process with its own data dir and
+port, reads what it prints, and stops it with SIGINT like Ctrl-C. Every wait has a deadline
+and the clean-up kills whatever is left, so a broken stack fails the test instead of hanging.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from support import connected, dead_letters
+
+from envol_shared.nats_server import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+STARTED = "Envol local stack is up"
+DEMO_DONE = "[stack] demo finished"
+
+
+@dataclass
+class StackProcess:
+    process: subprocess.Popen[bytes]
+    data_dir: Path
+    stdout: Path
+    stderr: Path
+
+    def output(self) -> str:
+        return self.stdout.read_text(errors="replace")
+
+    def logs(self) -> str:
+        return self.stderr.read_text(errors="replace")
+
+    def wait_for(self, text: str, timeout_s: float = 30) -> None:
+        deadline = time.monotonic() + timeout_s
+        while text not in self.output():
+            if self.process.poll() is not None:
+                pytest.fail(f"the stack exited ({self.process.returncode}) before printing {text!r}:\n"
+                            f"{self.output()}\n{self.logs()[-4000:]}")
+            if time.monotonic() > deadline:
+                pytest.fail(f"{text!r} not printed within {timeout_s}s:\n{self.output()}\n"
+                            f"{self.logs()[-4000:]}")
+            time.sleep(0.1)
+
+    def state(self) -> dict[str, Any]:
+        return json.loads((self.data_dir / "stack.json").read_text())
+
+    def child_pids(self) -> list[int]:
+        state = self.state()
+        return [p for p in [state["nats_pid"], *state["services"].values()] if p]
+
+    def interrupt(self, timeout_s: float = 30) -> int:
+        """Ctrl-C, and the exit code."""
+        self.process.send_signal(signal.SIGINT)
+        return self.process.wait(timeout_s)
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # An exited process not yet reaped by init (a zombie) is gone for our purpose.
+    with contextlib.suppress(OSError, IndexError):
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    return True
+
+
+def env_without_envol() -> dict[str, str]:
+    # The developer's own ENVOL_* settings (a NATS URL, a database) must not leak in.
+    return {k: v for k, v in os.environ.items() if not k.startswith("ENVOL_")}
+
+
+@contextlib.contextmanager
+def local_stack(tmp_path: Path, *args: str, name: str = "stack") -> Iterator[StackProcess]:
+    data_dir = tmp_path / "envol"
+    stdout, stderr = tmp_path / f"{name}.out", tmp_path / f"{name}.err"
+    with stdout.open("wb") as out, stderr.open("wb") as err:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "deploy.local.stack", "--data-dir", str(data_dir), *args],
+            cwd=ROOT, env=env_without_envol(), stdout=out, stderr=err, start_new_session=True,
+        )
+    stack = StackProcess(process, data_dir, stdout, stderr)
+    children: list[int] = []
+    try:
+        yield stack
+    finally:
+        with contextlib.suppress(FileNotFoundError, json.JSONDecodeError, KeyError):
+            children = stack.child_pids()
+        if process.poll() is None:
+            process.send_signal(signal.SIGINT)
+            try:
+                process.wait(20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        for pid in children:  # a failed test must not leave a nats-server or service behind
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+
+def test_stack_runs_the_demo_and_stops_cleanly(tmp_path: Path) -> None:
+    with local_stack(tmp_path, "--demo", "--nats-port", str(free_port())) as stack:
+        stack.wait_for(DEMO_DONE, timeout_s=45)
+        report = json.loads((stack.data_dir / "demo-report.json").read_text())
+        state = stack.state()
+        children = stack.child_pids()
+
+        assert report["complete"], report["unanswered"]
+        apps = report["applications"]
+        # Five growth contracts accepted for four places: the fifth waits, then takes the place
+        # freed by the withdrawal.
+        assert apps["durance-growth"]["path"] == ["applied", "eligible", "waitlisted", "enrolled"]
+        waitlisted, promoted = apps["durance-growth"]["transitions"][2:]
+        assert any("is full" in reason for reason in waitlisted["reasons"])
+        assert promoted["by"] == "enrolment"
+        assert apps["var-growth"]["id"] in promoted["reasons"][0]
+        assert apps["var-growth"]["path"][-1] == "withdrawn"
+        assert apps["marignane-growth"]["path"][-1] == "active"
+        assert apps["calanques-growth"]["path"][-1] == "enrolled"
+
+        def ineligible_because(key: str) -> str:
+            assert apps[key]["path"] == ["applied", "ineligible"]
+            return " ".join(apps[key]["transitions"][-1]["reasons"])
+
+        assert "publicly funded collaborative project" in ineligible_because("lauragais-rd")
+        assert "does not serve US" in ineligible_because("bigorre-vie")
+        assert "not an SME" in ineligible_because("adour-club")
+        assert "not a member of pegase" in ineligible_because("argenteuil-desks")
+        assert report["companies"]["adour"]["sme_category"] == "not_sme"
+        assert report["companies"]["saclay"]["sme_category"] == "small"
+
+        rejections = {r["event"]: r for r in report["rejections"]}
+        malformed = rejections["registration of Vélizy Systèmes Embarqués (spreadsheet export)"]
+        assert malformed["dead_lettered"] and "violates its schema" in malformed["reason"]
+        wrong_version = rejections["PG-EXPORT-DESKS application of Calanques Robotique (v2)"]
+        assert wrong_version["dead_lettered"] and "unknown event type" in wrong_version["reason"]
+        mistake = rejections["review (accept) of AV-VIE-RELAY for Bigorre Drones Systèmes"]
+        assert not mistake["dead_lettered"] and "cannot go from ineligible" in mistake["reason"]
+        assert report["dead_letters_this_run"] == 2
+
+        async def dead_letter_count() -> int:
+            async with connected(state["nats_url"]) as nc:
+                return len(await dead_letters(nc))
+
+        assert asyncio.run(dead_letter_count()) == 2
+        output = stack.output()
+        assert STARTED in output and state["nats_url"] in output
+        assert "enrolled: place freed by application" in output
+
+        # A second run against the same stack tells the same story: it first closes what the
+        # first run left live.
+        again = subprocess.run(
+            [sys.executable, "-m", "deploy.local.demo", "--data-dir", str(stack.data_dir),
+             "--report-json", str(tmp_path / "again.json"), "--timeout", "20"],
+            cwd=ROOT, env=env_without_envol(), capture_output=True, text=True, timeout=40,
+        )
+        assert again.returncode == 0, again.stdout + again.stderr
+        second = json.loads((tmp_path / "again.json").read_text())
+        assert second["closed_from_earlier_runs"] == 8
+        assert second["applications"]["durance-growth"]["path"] == apps["durance-growth"]["path"]
+        assert second["run"] != report["run"]
+
+        assert stack.interrupt() == 0, stack.output() + stack.logs()[-4000:]
+        assert not [pid for pid in children if alive(pid)]
+        assert not (stack.data_dir / "stack.json").exists()
+        assert "service.stopped" in stack.logs()
+
+
+def test_a_taken_port_does_not_break_the_stack(tmp_path: Path) -> None:
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen()
+        taken = squatter.getsockname()[1]
+        with local_stack(tmp_path, "--nats-port", str(taken)) as stack:
+            stack.wait_for(STARTED)
+            url = stack.state()["nats_url"]
+            assert not url.endswith(f":{taken}")
+            assert f"port {taken} is taken" in stack.output()
+            children = stack.child_pids()
+            assert stack.interrupt() == 0, stack.output() + stack.logs()[-4000:]
+            assert not [pid for pid in children if alive(pid)]
+
+
+def test_a_dead_service_stops_the_stack_with_an_error(tmp_path: Path) -> None:
+    with local_stack(tmp_path, "--nats-port", str(free_port())) as stack:
+        stack.wait_for(STARTED)
+        state = stack.state()
+        os.kill(state["services"]["enrolment"], signal.SIGKILL)
+        code = stack.process.wait(30)
+        assert code == 1
+        assert "enrolment exited unexpectedly" in stack.output()
+        assert not alive(state["nats_pid"])
+
+
+def test_the_next_start_stops_what_a_killed_stack_left_running(tmp_path: Path) -> None:
+    # A stack killed outright (SIGKILL) cannot stop its children; they would hold the JetStream
+    # store and the port. The next start on the same data dir stops them first.
+    with local_stack(tmp_path, "--nats-port", str(free_port()), name="first") as first:
+        first.wait_for(STARTED)
+        leftovers = first.child_pids()
+        first.process.kill()
+        first.process.wait(10)
+        assert all(alive(pid) for pid in leftovers)
+        # Nested: should this fail, the outer clean-up still kills the leftovers.
+        with local_stack(tmp_path, "--nats-port", str(free_port()), name="second") as second:
+            second.wait_for(STARTED)
+            assert not [pid for pid in leftovers if alive(pid)]
+            assert "a previous stack was killed" in second.output()
+            assert second.interrupt() == 0, second.output() + second.logs()[-4000:]
