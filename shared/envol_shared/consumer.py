@@ -284,6 +284,8 @@ class EventConsumer(Generic[U]):
         async with self._uow_factory() as uow:
             live = [d for d in deliveries if d.outcome is None]
             seen = await uow.inbox.seen({d.key for d in live})
+            await uow.prefetch([d.incoming for d in live
+                                if d.incoming is not None and d.key not in seen])
             for delivery in deliveries:
                 if delivery.outcome in (Outcome.RETRY, Outcome.WAITING):
                     if delivery.company:

@@ -12,6 +12,7 @@ from typing import Self
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from envol_shared.event_log import Inbox, Outbox
+from envol_shared.events import Incoming
 
 
 class UnitOfWork:
@@ -32,6 +33,12 @@ class UnitOfWork:
 
     def open_repositories(self) -> None:
         """Subclasses create their repositories on `self.session` here."""
+
+    async def prefetch(self, incoming: list[Incoming]) -> None:
+        """Load at once what a batch's handlers will ask for, instead of one query per event.
+
+        Subclasses override this; handlers stay correct without it, only slower.
+        """
 
     async def __aexit__(
         self,

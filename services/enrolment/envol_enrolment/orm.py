@@ -123,6 +123,8 @@ def start_mappers() -> None:
             # Append-only audit trail, loaded with its application.
             "history": relationship(history_mapper, lazy="selectin", order_by=status_history.c.id,
                                     cascade="all"),
+            # Never read: it tells the unit of work to insert a company before its applications.
+            "_company": relationship(Company, lazy="raise"),
         },
     )
     _mapped = True
