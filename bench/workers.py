@@ -81,7 +81,7 @@ async def naive(config: dict[str, Any]) -> None:
     from faststream.middlewares import AckPolicy
     from faststream.nats import JStream, NatsBroker, NatsMessage, PullSub
     from sqlalchemy.ext.asyncio import async_sessionmaker
-    from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+    from sqlalchemy.orm import DeclarativeBase, mapped_column
 
     from envol_shared.database import UtcDateTime, create_engine
     from envol_shared.events import now, parse_event
@@ -94,10 +94,10 @@ async def naive(config: dict[str, Any]) -> None:
         """What the naive handler keeps: one row per event, keyed like the real inbox."""
 
         __tablename__ = "naive_received"
-        message_key: Mapped[str] = mapped_column(sa.String(400), primary_key=True)
-        company: Mapped[str] = mapped_column(sa.String(9))
-        event_type: Mapped[str] = mapped_column(sa.String(128))
-        data: Mapped[dict[str, Any]] = mapped_column(sa.JSON())
+        message_key = mapped_column(sa.String(400), primary_key=True)
+        company = mapped_column(sa.String(9), nullable=False)
+        event_type = mapped_column(sa.String(128), nullable=False)
+        data = mapped_column(sa.JSON(), nullable=False)
         received_at = mapped_column(UtcDateTime(), nullable=False)
 
     engine = create_engine(config["database_url"])  # same pragmas / pool as the service
@@ -161,6 +161,109 @@ async def naive(config: dict[str, Any]) -> None:
 # ---- (c) the enrolment service -------------------------------------------------------
 
 
+class Progress:
+    """Counts what the service has committed and relayed, from probes on its own objects."""
+
+    def __init__(self, expected: int) -> None:
+        self.expected = expected
+        self.committed = 0
+        self.relayed = 0
+        self.batches = 0
+        self.all_committed = asyncio.Event()
+        self.all_relayed = asyncio.Event()
+        self.committed_at: float | None = None
+        self.relayed_at: float | None = None
+        self.batch_sizes: list[int] = []
+        self.process_ms: list[float] = []
+        self.relay_ms: list[float] = []
+
+    def on_committed(self, count: int, took_s: float) -> None:
+        self.committed += count
+        self.batches += 1
+        self.batch_sizes.append(count)
+        self.process_ms.append(took_s * 1000)
+        if self.committed >= self.expected and self.committed_at is None:
+            self.committed_at = time.perf_counter()
+            self.all_committed.set()
+
+    def on_relayed(self, count: int, took_s: float) -> None:
+        self.relayed += count
+        if count:
+            self.relay_ms.append(took_s * 1000)
+        if self.relayed >= self.expected and self.relayed_at is None:
+            self.relayed_at = time.perf_counter()
+            self.all_relayed.set()
+
+
+    def stats(self) -> dict[str, Any]:
+        def summary(values: list[float]) -> dict[str, float] | None:
+            if not values:
+                return None
+            ordered = sorted(values)
+            return {"mean": sum(ordered) / len(ordered), "p50": ordered[len(ordered) // 2],
+                    "p99": ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))],
+                    "max": ordered[-1]}
+
+        return {"count": self.batches, "size": summary([float(n) for n in self.batch_sizes]),
+                "consumer_ms": summary(self.process_ms), "relay_ms": summary(self.relay_ms)}
+
+
+class GcPauses:
+    """Garbage-collector pauses of this process (they stop the event loop)."""
+
+    def __init__(self) -> None:
+        import gc
+
+        self.pauses_ms: list[float] = []
+        self._started = 0.0
+        gc.callbacks.append(self._callback)
+
+    def _callback(self, phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+        else:
+            self.pauses_ms.append((time.perf_counter() - self._started) * 1000)
+
+    def reset(self) -> None:
+        self.pauses_ms = []
+
+    def stats(self) -> dict[str, Any]:
+        pauses = self.pauses_ms
+        return {"count": len(pauses), "total_ms": sum(pauses), "max_ms": max(pauses, default=0.0),
+                "over_5ms": sum(p > 5 for p in pauses)}
+
+
+def install_probes(progress: Progress) -> None:
+    """Make RunningService build consumers and relays that report progress.
+
+    The probes subclass the product's EventConsumer and OutboxRelay and only count: a
+    batch counts as committed when `process` returns without asking for a pause (its
+    transaction committed and its messages were acknowledged); relayed rows are counted
+    from `publish_pending`'s return value. Nothing polls the database meanwhile.
+    """
+    from envol_shared import service
+    from envol_shared.consumer import EventConsumer
+    from envol_shared.relay import OutboxRelay
+
+    class ProbedConsumer(EventConsumer):  # type: ignore[type-arg]
+        async def process(self, messages: list[Any]) -> float:
+            began = time.perf_counter()
+            pause = await super().process(messages)
+            if not pause:
+                progress.on_committed(len(messages), time.perf_counter() - began)
+            return pause
+
+    class ProbedRelay(OutboxRelay):
+        async def publish_pending(self) -> int:
+            began = time.perf_counter()
+            published = await super().publish_pending()
+            progress.on_relayed(published, time.perf_counter() - began)
+            return published
+
+    service.EventConsumer = ProbedConsumer  # type: ignore[misc]
+    service.OutboxRelay = ProbedRelay  # type: ignore[misc]
+
+
 async def service(config: dict[str, Any]) -> None:
     import sqlalchemy as sa
 
@@ -176,49 +279,58 @@ async def service(config: dict[str, Any]) -> None:
         import cProfile
 
         profiler = cProfile.Profile()
+    progress = Progress(config.get("events", 0))
+    install_probes(progress)
+    gc_pauses = GcPauses()
 
     running = RunningService(bootstrap(), Settings("enrolment", config["nats_url"],
                                                    config["database_url"], config["batch_size"]))
-    await running.start()
+    await running.start()  # migrations and provisioning done; the consumer task is created
     if profiler is not None:
         profiler.enable()
     started = time.perf_counter()
+    cpu_started = time.process_time()
+    gc_pauses.reset()
     emit(ready=True)
     result: dict[str, Any] = {}
     if config["mode"] == "throughput":
-        # A second engine only to watch progress; 20 ms between looks.
-        watcher = create_engine(config["database_url"])
-        expected = config["events"]
-        committed_at = relayed_at = None
-        count_inbox = sa.select(sa.func.count()).select_from(inbox)
-        count_published = sa.select(sa.func.count()).select_from(outbox).where(
-            outbox.c.published_at.is_not(None))
-        deadline = started + config.get("timeout_s", 600)
-        while relayed_at is None and time.perf_counter() < deadline:
-            await asyncio.sleep(0.02)
-            async with watcher.connect() as connection:
-                if committed_at is None:
-                    if (await connection.execute(count_inbox)).scalar_one() >= expected:
-                        committed_at = time.perf_counter()
-                if committed_at is not None and (
-                        await connection.execute(count_published)).scalar_one() >= expected:
-                    relayed_at = time.perf_counter()
-        await watcher.dispose()
+        crashed = asyncio.ensure_future(running.crashed())
+        relayed = asyncio.ensure_future(progress.all_relayed.wait())
+        await asyncio.wait({crashed, relayed}, timeout=config.get("timeout_s", 600),
+                           return_when=asyncio.FIRST_COMPLETED)
+        if crashed.done():
+            raise crashed.result()
+        relayed.cancel()
+        crashed.cancel()
         result.update(
-            events=expected,
-            elapsed_s=(committed_at - started) if committed_at else None,
-            relayed_s=(relayed_at - started) if relayed_at else None,
+            events=progress.committed,
+            elapsed_s=(progress.committed_at - started) if progress.committed_at else None,
+            relayed_s=(progress.relayed_at - started) if progress.relayed_at else None,
         )
     else:
-        crashed = asyncio.ensure_future(running.wait())
+        crashed = asyncio.ensure_future(running.crashed())
         stop = asyncio.ensure_future(_wait_for_stop_request())
         await asyncio.wait({crashed, stop}, return_when=asyncio.FIRST_COMPLETED)
         if crashed.done():
-            crashed.result()
+            raise crashed.result()
+        crashed.cancel()
+    result["cpu_s"] = time.process_time() - cpu_started
+    result["wall_s"] = time.perf_counter() - started
     if profiler is not None:
         profiler.disable()
         profiler.dump_stats(config["profile"])
+    result["batches"] = progress.stats()
+    result["gc"] = gc_pauses.stats()
     await running.stop()
+    # Check against the database itself that every event was committed and relayed once.
+    engine = create_engine(config["database_url"])
+    async with engine.connect() as connection:
+        result["inbox_rows"] = (await connection.execute(
+            sa.select(sa.func.count()).select_from(inbox))).scalar_one()
+        result["outbox_published"] = (await connection.execute(
+            sa.select(sa.func.count()).select_from(outbox).where(
+                outbox.c.published_at.is_not(None)))).scalar_one()
+    await engine.dispose()
     result["peak_rss_kib"] = peak_rss_kib()
     emit(result=result)
 

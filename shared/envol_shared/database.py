@@ -49,7 +49,9 @@ def create_engine(url: str) -> AsyncEngine:
             cursor.close()
 
         return engine
-    return create_async_engine(url, pool_size=5, max_overflow=5, pool_pre_ping=True)
+    # No pre-ping (a round trip per checkout): a dead connection fails the batch as a
+    # transient error, the pool is invalidated, and the batch is redelivered.
+    return create_async_engine(url, pool_size=5, max_overflow=5)
 
 
 def _alembic_config(service_versions: Path) -> Config:

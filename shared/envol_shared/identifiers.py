@@ -4,6 +4,7 @@ python-stdnum implements the Luhn check and the La Poste exception for SIRET num
 accepts the spaces and dots found in real data ("732 829 320 00074").
 """
 
+from functools import lru_cache
 from typing import Annotated
 
 from pydantic import AfterValidator
@@ -16,6 +17,7 @@ class InvalidCompanyId(ValueError):
     pass
 
 
+@lru_cache(maxsize=100_000)  # the same ids come back again and again
 def normalise_siren(value: str) -> str:
     """Return the 9-digit SIREN, or raise InvalidCompanyId saying what is wrong."""
     try:
@@ -24,6 +26,7 @@ def normalise_siren(value: str) -> str:
         raise InvalidCompanyId(f"invalid SIREN {value!r}: {exc}") from None
 
 
+@lru_cache(maxsize=100_000)
 def normalise_siret(value: str) -> str:
     """Return the 14-digit SIRET, or raise InvalidCompanyId saying what is wrong."""
     try:
@@ -32,12 +35,14 @@ def normalise_siret(value: str) -> str:
         raise InvalidCompanyId(f"invalid SIRET {value!r}: {exc}") from None
 
 
+@lru_cache(maxsize=100_000)
 def normalise_company_id(value: str) -> str:
     """A valid SIREN (9 digits) or SIRET (14 digits), compacted."""
     compact = stdnum_siret.compact(value)
     return normalise_siret(compact) if len(compact) == 14 else normalise_siren(compact)
 
 
+@lru_cache(maxsize=100_000)
 def siren_of(company_id: str) -> str:
     """The SIREN of a SIREN or SIRET, whichever was given: the company, not the site."""
     return normalise_company_id(company_id)[:9]

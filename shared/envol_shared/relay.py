@@ -8,6 +8,7 @@ by JetStream's duplicate window (and, beyond it, by the consumers' inboxes).
 from __future__ import annotations
 
 import asyncio
+import time
 from datetime import timedelta
 
 import sqlalchemy as sa
@@ -45,14 +46,15 @@ class OutboxRelay:
     async def run(self, stopping: asyncio.Event) -> None:
         """Publish until `stopping` is set, then flush what is left and return."""
         failures = 0
-        polls = 0
+        pruned_at = time.monotonic()
         while True:
+            # Cleared before reading the outbox: a commit from now on makes the next pass run.
+            self._wake.clear()
             try:
-                published = await self.publish_pending()
+                await self.publish_pending()
                 failures = 0
             except Exception as exc:  # NATS down, stream full, database blip: rows stay pending
                 failures += 1
-                published = 0
                 self.log.error("outbox.publish_failed", error=repr(exc), failures=failures)
                 if stopping.is_set():
                     if failures >= 3:
@@ -65,11 +67,11 @@ class OutboxRelay:
                 continue
             if stopping.is_set():
                 return
-            polls += 1
-            if polls % 3600 == 0:
+            if time.monotonic() - pruned_at > 3600:
+                pruned_at = time.monotonic()
                 await self.prune()
-            if published == 0:
-                self._wake.clear()
+            # The outbox was drained: wait for a commit to wake us, or for the next poll.
+            if not self._wake.is_set():
                 waiters = {asyncio.ensure_future(self._wake.wait()),
                            asyncio.ensure_future(stopping.wait())}
                 _, pending = await asyncio.wait(waiters, timeout=self._poll_interval_s,

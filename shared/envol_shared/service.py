@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import os
 import signal
 from collections.abc import Callable, Mapping
@@ -102,6 +103,10 @@ class RunningService:
         self.consumer_task = asyncio.create_task(consumer.run(self.stopping), name="consumer")
         self.relay_task = asyncio.create_task(relay.run(self._relay_stopping), name="relay")
         self._tasks = [self.consumer_task, self.relay_task]
+        # What exists now (modules, mappers, schemas, catalogue) lives as long as the process:
+        # keep it out of full collections, which otherwise stall the loop for tens of ms.
+        gc.collect()
+        gc.freeze()
         self.log.info("service.started", nats_url=_without_credentials(settings.nats_url),
                       database=self.engine.url.render_as_string(hide_password=True))
 
