@@ -48,6 +48,8 @@ class OutboxRelay:
         failures = 0
         pruned_at = time.monotonic()
         while True:
+            # A pass that starts after `stopping` sees every commit (the consumer has ended).
+            last_pass = stopping.is_set()
             # Cleared before reading the outbox: a commit from now on makes the next pass run.
             self._wake.clear()
             try:
@@ -56,7 +58,7 @@ class OutboxRelay:
             except Exception as exc:  # NATS down, stream full, database blip: rows stay pending
                 failures += 1
                 self.log.error("outbox.publish_failed", error=repr(exc), failures=failures)
-                if stopping.is_set():
+                if last_pass:
                     if failures >= 3:
                         # Not lost: the rows stay in the outbox for the next start.
                         self.log.error("outbox.left_pending_at_shutdown")
@@ -65,7 +67,7 @@ class OutboxRelay:
                     continue
                 await asyncio.sleep(min(0.5 * 2 ** failures, 30))
                 continue
-            if stopping.is_set():
+            if last_pass:
                 return
             if time.monotonic() - pruned_at > 3600:
                 pruned_at = time.monotonic()
