@@ -145,12 +145,6 @@ def subject_for(cluster: str, producer: str, type_: str) -> str:
     return f"{SUBJECT_ROOT}.{cluster}.{producer}.{event_name(type_)}"
 
 
-def subject_pattern(type_or_name: str) -> str:
-    """The subject filter matching an event from any cluster and any producer."""
-    name = event_name(type_or_name) if _TYPE.match(type_or_name) else type_or_name
-    return f"{SUBJECT_ROOT}.*.*.{name}"
-
-
 def namespace_of(subject: str) -> tuple[str, str] | None:
     """(cluster, producer) of a subject `envol.<cluster>.<producer>.<...>`, if it has them."""
     parts = subject.split(".")

@@ -34,7 +34,7 @@ from nats.js.api import (
 from nats.js.errors import NotFoundError
 
 from envol_shared import contracts
-from envol_shared.events import EventRejected, registered_types, subject_pattern
+from envol_shared.events import registered_types, subject_for
 
 EVENTS_STREAM = "ENVOL_EVENTS"
 DEAD_LETTER_STREAM = "ENVOL_DEAD_LETTERS"
@@ -43,6 +43,12 @@ DEAD_LETTER_ROOT = "envol-dead-letter"
 # Outbox relays republish after a crash with the same Nats-Msg-Id; within this window NATS
 # drops the copy, beyond it the consumers' inboxes do.
 DUPLICATE_WINDOW_S = 15 * 60
+
+
+def catalogue_subject(type_: str) -> str:
+    """The subjects an event type may be published on: a service's own events only under
+    that service, partners' events under any producer (NATS permissions say which)."""
+    return subject_for("*", contracts.PUBLISHED_BY.get(type_, "*"), type_)
 
 
 @dataclass(frozen=True)
@@ -58,7 +64,7 @@ class ServiceConsumer:
 
     @property
     def filter_subjects(self) -> list[str]:
-        return sorted({subject_pattern(t) for t in self.event_types})
+        return sorted({catalogue_subject(t) for t in self.event_types})
 
 
 CONSUMERS: dict[str, ServiceConsumer] = {
@@ -71,10 +77,9 @@ def dead_letter_subject(service: str, cluster: str, producer: str) -> str:
 
 
 def events_stream_config(max_bytes: int) -> StreamConfig:
-    # Only catalogued events have a stream: a publish on an unknown subject fails at once
-    # for the publisher ("no responders") instead of sitting unread in a stream.
-    subjects = sorted({subject_pattern(t) for t in registered_types()} |
-                      {subject_pattern(EventRejected.type)})
+    # Only catalogued events have a stream: a publish on an unknown subject (or a service's
+    # event from anyone else) fails at once for the publisher instead of sitting unread.
+    subjects = sorted({catalogue_subject(t) for t in registered_types()})
     return StreamConfig(
         name=EVENTS_STREAM,
         description="Every Envol event, from services and partners, in publication order",

@@ -105,6 +105,9 @@ async def test_an_event_outside_the_catalogue_is_refused_to_the_publisher(nc, st
     await start_service()
     with pytest.raises(NoStreamResponseError):
         await nc.jetstream().publish("envol.pegase.staff.company.registred", b"{}")
+    # Only the enrolment service publishes enrolment's events: a partner's copy has no stream.
+    with pytest.raises(NoStreamResponseError):
+        await nc.jetstream().publish("envol.pegase.staff.application.enrolled", b"{}")
 
 
 async def test_business_refusal_changes_nothing_and_tells_the_producer(nc, start_service, database_url):

@@ -28,8 +28,8 @@ from envol_shared.events import (
     parse_event,
     registered_types,
     subject_for,
-    subject_pattern,
 )
+from envol_shared.topology import catalogue_subject
 
 SIREN = "732829320"
 CLUSTER = "aerospace-valley"
@@ -354,8 +354,8 @@ def test_event_names_and_subjects() -> None:
     assert event_name("envol.company.registered.v12") == "company.registered"
     assert subject_for("astech", "staff", "envol.withdrawal.requested.v1") == (
         "envol.astech.staff.withdrawal.requested")
-    assert subject_pattern("envol.application.enrolled.v1") == "envol.*.*.application.enrolled"
-    assert subject_pattern("application.enrolled") == "envol.*.*.application.enrolled"
+    assert catalogue_subject("envol.application.enrolled.v1") == "envol.*.enrolment.application.enrolled"
+    assert catalogue_subject("envol.application.submitted.v1") == "envol.*.*.application.submitted"
     assert namespace_of("envol.pegase.staff.company.registered") == ("pegase", "staff")
     assert namespace_of("envol.pegase.staff") is None
     assert namespace_of("nats.pegase.staff.company.registered") is None

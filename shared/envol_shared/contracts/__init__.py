@@ -5,4 +5,8 @@ Importing this package registers every event type, so any service can parse any 
 
 from envol_shared.contracts import enrolment
 
-__all__ = ["enrolment"]
+# Which service alone publishes each of its events: they live under its producer token
+# (envol.<cluster>.<service>.<event>), and nobody else has a stream to publish them on.
+PUBLISHED_BY: dict[str, str] = {event.type: "enrolment" for event in enrolment.PUBLISHED}
+
+__all__ = ["PUBLISHED_BY", "enrolment"]
