@@ -12,7 +12,7 @@ import gc
 import os
 import signal
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from envol_shared.consumer import EventConsumer, Handler
 from envol_shared.database import create_engine, migrate, sqlite_url
 from envol_shared.events import EventData
+from envol_shared.queries import Query, QueryResponder
 from envol_shared.relay import OutboxRelay
 from envol_shared.topology import CONSUMERS, provision
 from envol_shared.unit_of_work import UnitOfWork
@@ -63,6 +64,7 @@ class ServiceDefinition:
     migrations: Path
     uow_factory: Callable[[AsyncEngine], UnitOfWork]
     handlers: Mapping[type[EventData], Handler]
+    queries: Mapping[str, Query] = field(default_factory=dict)
 
 
 class RunningService:
@@ -77,6 +79,7 @@ class RunningService:
         self._tasks: list[asyncio.Task[Any]] = []
         self.nc: Client | None = None
         self.engine: AsyncEngine | None = None
+        self.queries: QueryResponder | None = None
 
     async def start(self) -> None:
         definition, settings = self.definition, self.settings
@@ -100,6 +103,9 @@ class RunningService:
             on_commit=relay.wake,
             batch_size=settings.batch_size,
         )
+        self.queries = QueryResponder(nc=self.nc, engine=self.engine, service=definition.name,
+                                      queries=definition.queries)
+        await self.queries.start()
         self.consumer_task = asyncio.create_task(consumer.run(self.stopping), name="consumer")
         self.relay_task = asyncio.create_task(relay.run(self._relay_stopping), name="relay")
         self._tasks = [self.consumer_task, self.relay_task]
@@ -122,6 +128,8 @@ class RunningService:
         if self.stopping.is_set():
             return
         self.log.info("service.stopping")
+        if self.queries is not None:
+            await self.queries.stop()
         self.stopping.set()
         # Consumer first (it finishes its batch), then the relay flushes what that batch wrote.
         with contextlib.suppress(Exception):

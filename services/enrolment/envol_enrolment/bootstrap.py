@@ -7,6 +7,7 @@ from pathlib import Path
 from envol_enrolment import orm
 from envol_enrolment.catalogue import Catalogue
 from envol_enrolment.handlers import SERVICE, bind_handlers
+from envol_enrolment.queries import QUERIES
 from envol_enrolment.unit_of_work import EnrolmentUnitOfWork
 from envol_shared.service import ServiceDefinition
 from envol_shared.topology import CONSUMERS
@@ -23,4 +24,5 @@ def bootstrap(catalogue: Catalogue | None = None) -> ServiceDefinition:
         migrations=MIGRATIONS,
         uow_factory=lambda engine: EnrolmentUnitOfWork(engine, consumer),
         handlers=bind_handlers(catalogue),
+        queries=QUERIES,
     )
