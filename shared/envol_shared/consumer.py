@@ -44,7 +44,7 @@ from nats.js.errors import ServiceUnavailableError
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
-from envol_shared.event_log import OutgoingMessage
+from envol_shared.event_log import OutboxRow, OutgoingMessage
 from envol_shared.events import (
     EventData,
     EventRejected,
@@ -191,7 +191,7 @@ class EventConsumer(Generic[U]):
         consumer: ServiceConsumer,
         uow_factory: Callable[[], U],
         handlers: Mapping[type[EventData], Handler],
-        on_commit: Callable[[], None] = lambda: None,
+        on_commit: Callable[[list[OutboxRow]], None] = lambda rows: None,
         batch_size: int = 256,
         max_attempts: int = 5,
         retry_delay_s: float = 2.0,
@@ -259,7 +259,7 @@ class EventConsumer(Generic[U]):
                 delivery.outcome = Outcome.WAITING
         while True:
             try:
-                await self._apply(deliveries)
+                written = await self._apply(deliveries)
                 break
             except _Replay:
                 continue
@@ -272,11 +272,11 @@ class EventConsumer(Generic[U]):
                 for delivery in deliveries:
                     await delivery.msg.nak(delay=delay)
                 return delay
-        self._on_commit()
+        self._on_commit(written)
         await self._settle(deliveries)
         return 0.0
 
-    async def _apply(self, deliveries: list[Delivery]) -> None:
+    async def _apply(self, deliveries: list[Delivery]) -> list[OutboxRow]:
         for delivery in deliveries:
             if delivery.outcome not in (Outcome.RETRY, Outcome.WAITING):
                 delivery.outcome = None
@@ -307,6 +307,7 @@ class EventConsumer(Generic[U]):
                 else:
                     await self._handle(uow, delivery)
             await uow.commit()
+            return uow.outbox.written
 
     async def _handle(self, uow: U, delivery: Delivery) -> None:
         assert delivery.incoming is not None

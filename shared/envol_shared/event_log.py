@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -85,12 +86,24 @@ class Inbox:
             self._pending = []
 
 
+class OutboxRow(NamedTuple):
+    """A row of the outbox: what the relay needs to publish it and mark it published."""
+
+    id: int
+    message_id: str
+    subject: str
+    headers: Mapping[str, str]
+    payload: bytes
+
+
 class Outbox:
     """Messages to publish once the transaction that produced them has committed."""
 
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
         self._pending: list[dict[str, object]] = []
+        # The rows this transaction wrote, in order: handed to the relay after commit.
+        self.written: list[OutboxRow] = []
 
     def add(self, message: OutgoingMessage) -> None:
         self._pending.append({
@@ -107,5 +120,12 @@ class Outbox:
 
     async def flush(self) -> None:
         if self._pending:
-            await self._session.execute(sa.insert(outbox), self._pending)
+            ids = await self._session.execute(
+                sa.insert(outbox).returning(outbox.c.id, sort_by_parameter_order=True), self._pending
+            )
+            self.written += [
+                OutboxRow(id_, str(row["message_id"]), str(row["subject"]),
+                          row["headers"], row["payload"])  # type: ignore[arg-type]
+                for id_, row in zip(ids.scalars(), self._pending, strict=True)
+            ]
             self._pending = []

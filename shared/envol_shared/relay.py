@@ -3,6 +3,11 @@
 Each row is published with ``Nats-Msg-Id`` set to its message id, so when the relay crashes
 after publishing but before marking rows as published, the republished copies are dropped
 by JetStream's duplicate window (and, beyond it, by the consumers' inboxes).
+
+The consumer hands over the rows of each batch it commits. When the relay's last read found
+nothing older pending, it publishes those rows straight from memory (saving a read of the
+outbox per batch, which at low load is most of an event's latency); otherwise, and after
+any failure, it reads the outbox in order, which is also how it recovers after a crash.
 """
 
 from __future__ import annotations
@@ -14,9 +19,9 @@ from datetime import timedelta
 import sqlalchemy as sa
 import structlog
 from nats.js import JetStreamContext
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from envol_shared.event_log import outbox
+from envol_shared.event_log import OutboxRow, outbox
 from envol_shared.events import now
 
 
@@ -37,10 +42,16 @@ class OutboxRelay:
         self._poll_interval_s = poll_interval_s
         self._keep_published_for = keep_published_for
         self._wake = asyncio.Event()
+        self._handed: list[OutboxRow] = []
+        # True when the last read of the outbox left nothing pending: rows handed over since
+        # are then the oldest pending ones, in commit order.
+        self._drained = False
+        self._read_up_to = 0
         self.log = structlog.get_logger("envol.relay").bind(service=service)
 
-    def wake(self) -> None:
-        """Called after a commit that wrote to the outbox: publish now, not at the next poll."""
+    def hand_off(self, rows: list[OutboxRow]) -> None:
+        """Called after each commit with the outbox rows it wrote: publish now."""
+        self._handed += rows
         self._wake.set()
 
     async def run(self, stopping: asyncio.Event) -> None:
@@ -83,6 +94,19 @@ class OutboxRelay:
 
     async def publish_pending(self) -> int:
         """Publish every pending row; return how many were published."""
+        # Rows a read of the outbox has already taken care of are not handed over again.
+        handed = [row for row in self._handed if row.id > self._read_up_to]
+        self._handed = []
+        if self._drained and handed:
+            self._drained = False  # until these are published and marked
+            count, refused = await self._publish(handed)
+            if count:
+                async with self._engine.begin() as connection:
+                    await self._mark(connection, handed[:count])
+            if refused:
+                raise RuntimeError(f"{refused} outbox rows could not be published yet")
+            self._drained = True
+            return count
         total = 0
         while True:
             count, refused = await self._publish_batch()
@@ -90,6 +114,7 @@ class OutboxRelay:
             if refused:
                 raise RuntimeError(f"{refused} outbox rows could not be published yet")
             if count < self._batch_size:
+                self._drained = True
                 return total
 
     async def _publish_batch(self) -> tuple[int, int]:
@@ -105,29 +130,34 @@ class OutboxRelay:
             if connection.dialect.name == "postgresql":
                 # Several instances of a service may relay the same outbox: each row once.
                 query = query.with_for_update(skip_locked=True)
-            rows = (await connection.execute(query)).all()
+            rows = [OutboxRow(*row) for row in await connection.execute(query)]
             if not rows:
                 return 0, 0
-            futures = []
-            for row in rows:
-                headers = {**row.headers, "Nats-Msg-Id": row.message_id}
-                futures.append(await self._js.publish_async(row.subject, row.payload, headers=headers))
-            results = await asyncio.wait_for(
-                asyncio.gather(*futures, return_exceptions=True), timeout=30
-            )
-            published = []
-            for row, result in zip(rows, results, strict=True):
-                if isinstance(result, BaseException):
-                    # Keep order: this row and the ones after it are retried together.
-                    self.log.error("outbox.publish_refused", message_id=row.message_id,
-                                   nats_subject=row.subject, error=repr(result))
-                    break
-                published.append(row.id)
-            if published:
-                await connection.execute(
-                    sa.update(outbox).where(outbox.c.id.in_(published)).values(published_at=now())
-                )
-            return len(published), len(rows) - len(published)
+            self._read_up_to = max(self._read_up_to, rows[-1].id)
+            count, refused = await self._publish(rows)
+            if count:
+                await self._mark(connection, rows[:count])
+            return count, refused
+
+    async def _publish(self, rows: list[OutboxRow]) -> tuple[int, int]:
+        """Publish rows in order; return (published, refused): the first refusal stops."""
+        futures = []
+        for row in rows:
+            headers = {**row.headers, "Nats-Msg-Id": row.message_id}
+            futures.append(await self._js.publish_async(row.subject, row.payload, headers=headers))
+        results = await asyncio.wait_for(asyncio.gather(*futures, return_exceptions=True), timeout=30)
+        for index, (row, result) in enumerate(zip(rows, results, strict=True)):
+            if isinstance(result, BaseException):
+                # Keep order: this row and the ones after it are retried together.
+                self.log.error("outbox.publish_refused", message_id=row.message_id,
+                               nats_subject=row.subject, error=repr(result))
+                return index, len(rows) - index
+        return len(rows), 0
+
+    async def _mark(self, connection: AsyncConnection, rows: list[OutboxRow]) -> None:
+        await connection.execute(
+            sa.update(outbox).where(outbox.c.id.in_([row.id for row in rows])).values(published_at=now())
+        )
 
     async def prune(self) -> None:
         """Forget rows published long ago (the events themselves live on in the stream)."""

@@ -100,7 +100,7 @@ class RunningService:
             consumer=CONSUMERS[definition.name],
             uow_factory=lambda: definition.uow_factory(engine),
             handlers=definition.handlers,
-            on_commit=relay.wake,
+            on_commit=relay.hand_off,
             batch_size=settings.batch_size,
         )
         self.queries = QueryResponder(nc=self.nc, engine=self.engine, service=definition.name,

@@ -101,7 +101,7 @@ async def test_a_handler_that_keeps_failing_ends_in_the_dead_letter_stream(nc, d
         js=nc.jetstream(), consumer=CONSUMERS["enrolment"],
         uow_factory=lambda: definition.uow_factory(engine),
         handlers={**definition.handlers, ev.CompanyRegistered: broken_for_one_company},
-        on_commit=relay.wake, max_attempts=3, retry_delay_s=0.2,
+        on_commit=relay.hand_off, max_attempts=3, retry_delay_s=0.2,
     )
     stopping = asyncio.Event()
     tasks = [asyncio.create_task(consumer.run(stopping)), asyncio.create_task(relay.run(stopping))]
