@@ -15,7 +15,8 @@ What can go wrong, and what happens:
   back and redelivered after a delay; fetching pauses meanwhile. Never terminated.
 - a handler raising anything else: the batch is replayed without that message, which is
   redelivered later (and dead-lettered after `max_attempts`); later messages about the same
-  company wait behind it so per-company order holds.
+  company wait behind it so per-company order holds, across restarts too (the hold is
+  stored in `held_companies` in the same transaction).
 
 The consumer is written on nats-py rather than FastStream's batch subscriber: FastStream
 keeps fetching until a batch is full or a timeout expires, which adds that timeout to the
@@ -210,7 +211,8 @@ class EventConsumer(Generic[U]):
         self._max_attempts = max_attempts
         self._retry_delay_s = retry_delay_s
         self._max_retry_delay_s = max_retry_delay_s
-        # company -> stream sequence of its oldest event waiting for a redelivery
+        # company -> stream sequence of its oldest event waiting for a redelivery (loaded from
+        # and saved to the database, so per-company order survives a restart)
         self._held: dict[str, int] = {}
         self.log = structlog.get_logger("envol.consumer").bind(service=consumer.service)
 
@@ -226,7 +228,9 @@ class EventConsumer(Generic[U]):
         subscription = await self._js.pull_subscribe_bind(
             durable=self._consumer.durable, stream=EVENTS_STREAM
         )
-        self.log.info("consumer.started", filter_subjects=self._consumer.filter_subjects)
+        await self._load_holds(stopping)
+        self.log.info("consumer.started", filter_subjects=self._consumer.filter_subjects,
+                      held_companies=len(self._held))
         try:
             while not stopping.is_set():
                 try:
@@ -250,6 +254,20 @@ class EventConsumer(Generic[U]):
             await subscription.unsubscribe()
             self.log.info("consumer.stopped")
 
+    async def _load_holds(self, stopping: asyncio.Event) -> None:
+        attempt = 0
+        while not stopping.is_set():
+            try:
+                async with self._uow_factory() as uow:
+                    self._held = await uow.holds.all()
+                return
+            except Exception as exc:
+                if not is_transient(exc):
+                    raise
+                attempt += 1
+                self.log.warning("consumer.database_unavailable", error=repr(exc))
+                await _sleep_unless(stopping, self._delay(attempt))
+
     async def process(self, messages: list[Msg]) -> float:
         """Process one fetched batch; return how long to pause fetching (0 when healthy)."""
         deliveries = [Delivery.of(msg, self._accepted) for msg in messages]
@@ -259,7 +277,7 @@ class EventConsumer(Generic[U]):
                 delivery.outcome = Outcome.WAITING
         while True:
             try:
-                written = await self._apply(deliveries)
+                written, holds = await self._apply(deliveries)
                 break
             except _Replay:
                 continue
@@ -272,11 +290,16 @@ class EventConsumer(Generic[U]):
                 for delivery in deliveries:
                     await delivery.msg.nak(delay=delay)
                 return delay
+        for company, sequence in holds.items():
+            if sequence is None:
+                self._held.pop(company, None)
+            else:
+                self._held[company] = sequence
         self._on_commit(written)
         await self._settle(deliveries)
         return 0.0
 
-    async def _apply(self, deliveries: list[Delivery]) -> list[OutboxRow]:
+    async def _apply(self, deliveries: list[Delivery]) -> tuple[list[OutboxRow], dict[str, int | None]]:
         for delivery in deliveries:
             if delivery.outcome not in (Outcome.RETRY, Outcome.WAITING):
                 delivery.outcome = None
@@ -306,8 +329,26 @@ class EventConsumer(Generic[U]):
                     uow.inbox.record(delivery.key, Outcome.REJECTED.value)
                 else:
                     await self._handle(uow, delivery)
+            holds = self._hold_changes(deliveries)
+            await uow.holds.apply(holds)
             await uow.commit()
-            return uow.outbox.written
+            return uow.outbox.written, holds
+
+    def _hold_changes(self, deliveries: list[Delivery]) -> dict[str, int | None]:
+        """Companies to hold (an event of theirs is being retried) or release (it went through)."""
+        changes: dict[str, int | None] = {}
+        for delivery in deliveries:
+            company = delivery.company
+            if not company:
+                continue
+            held_at = changes.get(company, self._held.get(company))
+            if delivery.outcome is Outcome.RETRY and (held_at is None
+                                                      or delivery.stream_sequence < held_at):
+                changes[company] = delivery.stream_sequence
+            elif held_at == delivery.stream_sequence and delivery.outcome not in (
+                    Outcome.RETRY, Outcome.WAITING):
+                changes[company] = None
+        return changes
 
     async def _handle(self, uow: U, delivery: Delivery) -> None:
         assert delivery.incoming is not None
@@ -378,15 +419,9 @@ class EventConsumer(Generic[U]):
         for delivery in deliveries:
             log = self.log.bind(**delivery.log_fields(), **delivery.extra_log)
             if delivery.outcome in (Outcome.RETRY, Outcome.WAITING):
-                if delivery.outcome is Outcome.RETRY and delivery.company:
-                    held = self._held.get(delivery.company)
-                    self._held[delivery.company] = min(held or delivery.stream_sequence,
-                                                       delivery.stream_sequence)
                 await delivery.msg.nak(delay=self._delay(delivery.attempt))
                 log.info(f"event.{delivery.outcome.value}")
                 continue
-            if self._held.get(delivery.company) == delivery.stream_sequence:
-                del self._held[delivery.company]
             await delivery.msg.ack()
             assert delivery.outcome is not None
             if delivery.outcome is Outcome.DEAD_LETTERED:

@@ -43,6 +43,18 @@ outbox = sa.Table(
 )
 
 
+# A company whose oldest unapplied event is waiting for a redelivery: its later events wait
+# too. Kept in the database so the order still holds after a restart.
+held_companies = sa.Table(
+    "held_companies",
+    metadata,
+    sa.Column("consumer", sa.String(64), primary_key=True),
+    sa.Column("company", sa.String(64), primary_key=True),
+    sa.Column("stream_sequence", sa.BigInteger(), nullable=False),
+    sa.Column("held_at", UtcDateTime(), nullable=False),
+)
+
+
 @dataclass(frozen=True)
 class OutgoingMessage:
     """One message to publish: an event, a rejection or a dead letter."""
@@ -129,3 +141,31 @@ class Outbox:
                 for id_, row in zip(ids.scalars(), self._pending, strict=True)
             ]
             self._pending = []
+
+
+class Holds:
+    """Which companies' events wait behind an earlier one of theirs (see `held_companies`)."""
+
+    def __init__(self, session: AsyncSession, consumer: str) -> None:
+        self._session = session
+        self._consumer = consumer
+
+    async def all(self) -> dict[str, int]:
+        rows = await self._session.execute(
+            sa.select(held_companies.c.company, held_companies.c.stream_sequence)
+            .where(held_companies.c.consumer == self._consumer)
+        )
+        return {company: sequence for company, sequence in rows}
+
+    async def apply(self, changes: Mapping[str, int | None]) -> None:
+        """Hold each company at the given stream sequence, or release it (None)."""
+        if not changes:
+            return
+        await self._session.execute(sa.delete(held_companies).where(
+            held_companies.c.consumer == self._consumer,
+            held_companies.c.company.in_(list(changes)),
+        ))
+        held = [{"consumer": self._consumer, "company": company, "stream_sequence": sequence,
+                 "held_at": now()} for company, sequence in changes.items() if sequence is not None]
+        if held:
+            await self._session.execute(sa.insert(held_companies), held)

@@ -58,9 +58,13 @@ class NatsServer:
         binary = find_binary()
         args = [binary, "-a", "127.0.0.1", "-p", str(self.port), "-js", "-sd", str(self.store_dir),
                 *self.extra_args]
-        output = open(self.log_file, "ab") if self.log_file else subprocess.DEVNULL  # noqa: SIM115
-        self.process = subprocess.Popen(args, stdout=output, stderr=output,
-                                        start_new_session=True)
+        if self.log_file:
+            with open(self.log_file, "ab") as output:  # the child keeps its own descriptor
+                self.process = subprocess.Popen(args, stdout=output, stderr=output,
+                                                start_new_session=True)
+        else:
+            self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL,
+                                            stderr=subprocess.DEVNULL, start_new_session=True)
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

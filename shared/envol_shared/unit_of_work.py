@@ -11,7 +11,7 @@ from typing import Self
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from envol_shared.event_log import Inbox, Outbox
+from envol_shared.event_log import Holds, Inbox, Outbox
 from envol_shared.events import Incoming
 
 
@@ -19,6 +19,7 @@ class UnitOfWork:
     session: AsyncSession
     inbox: Inbox
     outbox: Outbox
+    holds: Holds
 
     def __init__(self, engine: AsyncEngine, consumer: str) -> None:
         self._sessions = async_sessionmaker(engine, expire_on_commit=False)
@@ -28,6 +29,7 @@ class UnitOfWork:
         self.session = self._sessions()
         self.inbox = Inbox(self.session, self._consumer)
         self.outbox = Outbox(self.session)
+        self.holds = Holds(self.session, self._consumer)
         self.open_repositories()
         return self
 
