@@ -51,6 +51,7 @@ from envol_shared.events import (
     EventRejected,
     Incoming,
     InvalidEvent,
+    is_token,
     make_event,
     namespace_of,
     parse_event,
@@ -138,6 +139,7 @@ class Delivery:
     outcome: Outcome | None = None
     key: str = ""
     company: str = ""
+    readable_id: str | None = None  # the id of an unreadable message, when it has one
     extra_log: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -159,10 +161,12 @@ class Delivery:
         # Unreadable: dedupe on the envelope id if one can be read, else on the stream position.
         try:
             document = json.loads(self.msg.data)
-            if isinstance(document, dict) and document.get("id") and document.get("source"):
-                return f"{document['source']} {document['id']}", str(document.get("subject", ""))
         except (ValueError, UnicodeDecodeError):
-            pass
+            document = None
+        if isinstance(document, dict) and document.get("id") is not None:
+            self.readable_id = str(document["id"])[:128]
+            if document.get("source"):
+                return f"{document['source']} {document['id']}", str(document.get("subject", ""))
         return f"{EVENTS_STREAM}#{self.stream_sequence}", ""
 
     def log_fields(self) -> dict[str, Any]:
@@ -397,7 +401,7 @@ class EventConsumer(Generic[U]):
         cluster, producer = namespace_of(delivery.subject) or ("unknown", "unknown")
         envelope = delivery.incoming.envelope if delivery.incoming else None
         rejection = EventRejected(
-            rejected_event_id=envelope.id if envelope else _read_id(delivery.msg.data),
+            rejected_event_id=envelope.id if envelope else delivery.readable_id,
             rejected_type=envelope.type if envelope else None,
             rejected_subject=delivery.subject,
             service=self.service,
@@ -406,7 +410,7 @@ class EventConsumer(Generic[U]):
         )
         _, event = make_event(
             rejection,
-            cluster=cluster if _is_token(cluster) else "unknown",
+            cluster=cluster if is_token(cluster) else "unknown",
             producer=self.service,
             company=delivery.company or "unknown",
             correlation_id=envelope.correlationid if envelope else None,
@@ -434,19 +438,6 @@ class EventConsumer(Generic[U]):
 
 def _header_value(text: str) -> str:
     return " ".join(text.split())[:1000]
-
-
-def _is_token(text: str) -> bool:
-    return bool(text) and text.replace("-", "").isalnum() and text == text.lower()
-
-
-def _read_id(raw: bytes) -> str | None:
-    try:
-        document = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        return None
-    value = document.get("id") if isinstance(document, dict) else None
-    return str(value)[:128] if value is not None else None
 
 
 async def _sleep_unless(stopping: asyncio.Event, seconds: float) -> None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import NamedTuple
 
 import sqlalchemy as sa
@@ -88,9 +87,9 @@ class Inbox:
         )
         return set(rows.scalars())
 
-    def record(self, key: str, outcome: str, at: datetime | None = None) -> None:
+    def record(self, key: str, outcome: str) -> None:
         self._pending.append({"consumer": self._consumer, "message_key": key,
-                              "received_at": at or now(), "outcome": outcome})
+                              "received_at": now(), "outcome": outcome})
 
     async def flush(self) -> None:
         if self._pending:
@@ -125,10 +124,6 @@ class Outbox:
             "payload": message.payload,
             "created_at": now(),
         })
-
-    @property
-    def pending(self) -> int:
-        return len(self._pending)
 
     async def flush(self) -> None:
         if self._pending:

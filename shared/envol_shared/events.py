@@ -49,6 +49,11 @@ EuroCents = Annotated[int, Field(ge=0, description="amount in euro cents")]
 Token = Annotated[str, Field(pattern=_TOKEN.pattern, max_length=64)]
 
 
+def is_token(text: str) -> bool:
+    """Whether `text` can be a cluster or producer id (one lower-case subject token)."""
+    return len(text) <= 64 and bool(_TOKEN.match(text))
+
+
 def now() -> datetime:
     return datetime.now(UTC)
 
