@@ -8,7 +8,7 @@ import os
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 import nats
@@ -38,9 +38,10 @@ def application(app_id: str, siren: str, programme: str = "AV-INVESTORS-CLUB",
 
 
 async def publish(nc: Client, data: EventData, *, company: str, cluster: str = "aerospace-valley",
-                  producer: str = "staff", event_id: str | None = None) -> str:
+                  producer: str = "staff", event_id: str | None = None,
+                  time: datetime | None = None) -> str:
     subject, envelope = make_event(data, cluster=cluster, producer=producer, company=company,
-                                   event_id=event_id)
+                                   event_id=event_id, time=time)
     await nc.jetstream().publish(subject, envelope.to_bytes())
     return envelope.id
 
@@ -157,3 +158,17 @@ class TcpProxy:
         self.cut()
         if self._server is not None:
             self._server.close()
+
+
+def enrolment_outcome(status: str, app_id: str, siren: str, *, programme: str = "AV-RD-LOAN",
+                      cluster: str = "aerospace-valley", at: datetime | None = None,
+                      kind: str = "financing", **extra: Any) -> EventData:
+    """An application status event as the enrolment service publishes it (enrolled...)."""
+    from envol_shared.contracts import enrolment as ev
+
+    at = at or datetime.now().astimezone()
+    previous = {"enrolled": "eligible", "withdrawn": "enrolled", "completed": "active"}[status]
+    return ev.TRANSITION_EVENTS[status](
+        application_id=app_id, siren=siren, legal_name=f"Company {siren}", cluster=cluster,
+        programme=programme, programme_kind=kind, cohort=f"{programme}-{at.year}",
+        from_status=previous, to_status=status, at=at, by="av-staff-1", reasons=["test"], **extra)

@@ -66,9 +66,10 @@ class ServiceSpec:
         return [sys.executable, "-m", self.module]
 
 
-# Every service of the stack, in start order; financing and export are added here.
+# Every service of the stack, in start order; export is added here.
 SERVICES: list[ServiceSpec] = [
     ServiceSpec("enrolment", "envol_enrolment.entrypoints.main"),
+    ServiceSpec("financing", "envol_financing.entrypoints.main"),
 ]
 
 

@@ -103,15 +103,16 @@ class Context(Generic[U]):
         the event concerns another company (a waitlisted SME promoted by a withdrawal).
         """
         envelope = self.incoming.envelope
-        subject, event = make_event(
-            data,
-            cluster=envelope.cluster,
-            producer=self.service,
-            company=company,
-            correlation_id=correlation_id or envelope.correlationid,
-            causation_id=envelope.id,
-        )
-        self.uow.outbox.add(OutgoingMessage.of_event(subject, event))
+        emit(self.uow, data, cluster=envelope.cluster, producer=self.service, company=company,
+             correlation_id=correlation_id or envelope.correlationid, causation_id=envelope.id)
+
+
+def emit(uow: UnitOfWork, data: EventData, *, cluster: str, producer: str, company: str,
+         correlation_id: str, causation_id: str | None) -> None:
+    """Write an event to the outbox of `uow`: published once the transaction commits."""
+    subject, event = make_event(data, cluster=cluster, producer=producer, company=company,
+                                correlation_id=correlation_id, causation_id=causation_id)
+    uow.outbox.add(OutgoingMessage.of_event(subject, event))
 
 
 Handler = Callable[[Any, Context[Any]], Awaitable[None]]

@@ -1,15 +1,17 @@
-"""The event log every service uses the same way: an inbox that deduplicates what comes in
-and an outbox that holds what goes out until the relay has published it.
+"""The event log every service uses the same way: an inbox that deduplicates what comes in,
+an outbox that holds what goes out until the relay has published it, and durable timers.
 
-Both live in the service's own database and are written in the same transaction as the
-state they relate to, so "state changed" and "event will be published" can never disagree.
+All live in the service's own database and are written in the same transaction as the
+state they relate to, so "state changed" and "event will be published" can never disagree,
+and a timer is scheduled, fired or cancelled together with the state that decided it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from datetime import datetime
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -51,6 +53,22 @@ held_companies = sa.Table(
     sa.Column("company", sa.String(64), primary_key=True),
     sa.Column("stream_sequence", sa.BigInteger(), nullable=False),
     sa.Column("held_at", UtcDateTime(), nullable=False),
+)
+
+
+# Something to do at a given time (a reminder, an escalation, a checkpoint): see timers.py.
+# A fired timer keeps its row (fired_at, outcome) until rescheduled under the same key.
+timers = sa.Table(
+    "timers",
+    metadata,
+    sa.Column("key", sa.String(200), primary_key=True),
+    sa.Column("kind", sa.String(64), nullable=False),
+    sa.Column("due_at", UtcDateTime(), nullable=False),
+    sa.Column("payload", sa.JSON(), nullable=False),
+    sa.Column("scheduled_at", UtcDateTime(), nullable=False),
+    sa.Column("fired_at", UtcDateTime(), nullable=True),
+    sa.Column("outcome", sa.String(500), nullable=True),
+    sa.Index("ix_timers_fired_at_due_at", "fired_at", "due_at"),
 )
 
 
@@ -164,3 +182,70 @@ class Holds:
                  "held_at": now()} for company, sequence in changes.items() if sequence is not None]
         if held:
             await self._session.execute(sa.insert(held_companies), held)
+
+
+@dataclass(frozen=True)
+class Timer:
+    """A durable timer: `kind` names its handler, `payload` what it is about."""
+
+    key: str
+    kind: str
+    due_at: datetime
+    payload: Mapping[str, Any]
+
+
+class Timers:
+    """Timers of this service. Scheduling a key again replaces it (and re-arms a fired one);
+    changes are written at commit, with the state that decided them."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+        self._pending: dict[str, Timer | None] = {}
+
+    def schedule(self, key: str, kind: str, due_at: datetime, payload: Mapping[str, Any]) -> None:
+        self._pending[key] = Timer(key, kind, due_at, dict(payload))
+
+    def cancel(self, key: str) -> None:
+        self._pending[key] = None
+
+    async def flush(self) -> None:
+        if not self._pending:
+            return
+        await self._session.execute(sa.delete(timers).where(timers.c.key.in_(list(self._pending))))
+        rows = [{"key": t.key, "kind": t.kind, "due_at": t.due_at, "payload": dict(t.payload),
+                 "scheduled_at": now()} for t in self._pending.values() if t is not None]
+        if rows:
+            await self._session.execute(sa.insert(timers), rows)
+        self._pending = {}
+
+    async def due(self, at: datetime, limit: int) -> list[str]:
+        """Keys of the timers not fired yet whose time has come, oldest first."""
+        rows = await self._session.execute(
+            sa.select(timers.c.key).where(timers.c.fired_at.is_(None), timers.c.due_at <= at)
+            .order_by(timers.c.due_at, timers.c.key).limit(limit)
+        )
+        return list(rows.scalars())
+
+    async def claim(self, key: str, at: datetime) -> Timer | None:
+        """The timer if it is still due and unfired, locked for this transaction (another
+        instance of the service skips it); None when someone else fired or moved it."""
+        query = sa.select(timers.c.key, timers.c.kind, timers.c.due_at, timers.c.payload).where(
+            timers.c.key == key, timers.c.fired_at.is_(None), timers.c.due_at <= at)
+        if self._session.bind.dialect.name == "postgresql":
+            query = query.with_for_update(skip_locked=True)
+        row = (await self._session.execute(query)).first()
+        return Timer(*row) if row else None
+
+    async def mark_fired(self, key: str, at: datetime, outcome: str) -> None:
+        await self._session.execute(
+            sa.update(timers).where(timers.c.key == key).values(fired_at=at, outcome=outcome[:500])
+        )
+
+    async def scheduled(self, prefix: str) -> list[Timer]:
+        """Unfired timers whose key starts with `prefix` (what is coming for a case)."""
+        rows = await self._session.execute(
+            sa.select(timers.c.key, timers.c.kind, timers.c.due_at, timers.c.payload)
+            .where(timers.c.fired_at.is_(None), timers.c.key.startswith(prefix, autoescape=True))
+            .order_by(timers.c.due_at)
+        )
+        return [Timer(*row) for row in rows]

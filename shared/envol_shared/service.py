@@ -1,4 +1,4 @@
-"""Running a service: connect, provision, migrate, consume and relay; stop gracefully.
+"""Running a service: connect, provision, migrate, consume, fire timers and relay; stop gracefully.
 
 Every service's bootstrap builds a `ServiceDefinition`; `run_service` does the rest the same
 way for all of them.
@@ -23,9 +23,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from envol_shared.consumer import EventConsumer, Handler
 from envol_shared.database import create_engine, migrate, sqlite_url
-from envol_shared.events import EventData
+from envol_shared.events import EventData, now
 from envol_shared.queries import Query, QueryResponder
 from envol_shared.relay import OutboxRelay
+from envol_shared.timers import Clock, TimerHandler, TimerScheduler
 from envol_shared.topology import CONSUMERS, provision
 from envol_shared.unit_of_work import UnitOfWork
 
@@ -38,6 +39,7 @@ class Settings:
     nats_url: str
     database_url: str
     batch_size: int
+    timer_interval_s: float = 5.0
 
     @classmethod
     def from_env(cls, service: str) -> Settings:
@@ -53,6 +55,7 @@ class Settings:
             nats_url=os.environ.get("ENVOL_NATS_URL", "nats://127.0.0.1:4222"),
             database_url=database_url,
             batch_size=int(os.environ.get("ENVOL_BATCH_SIZE", "256")),
+            timer_interval_s=float(os.environ.get("ENVOL_TIMER_INTERVAL_S", "5")),
         )
 
 
@@ -65,14 +68,18 @@ class ServiceDefinition:
     uow_factory: Callable[[AsyncEngine], UnitOfWork]
     handlers: Mapping[type[EventData], Handler]
     queries: Mapping[str, Query] = field(default_factory=dict)
+    timer_handlers: Mapping[str, TimerHandler] = field(default_factory=dict)
 
 
 class RunningService:
     """A started service; `stop()` finishes the batch in hand, flushes the outbox, closes."""
 
-    def __init__(self, definition: ServiceDefinition, settings: Settings) -> None:
+    def __init__(self, definition: ServiceDefinition, settings: Settings, *, clock: Clock = now) -> None:
         self.definition = definition
         self.settings = settings
+        # What time it is for the timers: tests move it forward to stand for days of downtime.
+        self.clock = clock
+        self.timers_task: asyncio.Task[None] | None = None
         self.stopping = asyncio.Event()
         self._relay_stopping = asyncio.Event()
         self.log = structlog.get_logger("envol.service").bind(service=definition.name)
@@ -109,6 +116,17 @@ class RunningService:
         self.consumer_task = asyncio.create_task(consumer.run(self.stopping), name="consumer")
         self.relay_task = asyncio.create_task(relay.run(self._relay_stopping), name="relay")
         self._tasks = [self.consumer_task, self.relay_task]
+        if definition.timer_handlers:
+            scheduler = TimerScheduler(
+                service=definition.name,
+                uow_factory=lambda: definition.uow_factory(engine),
+                handlers=definition.timer_handlers,
+                on_commit=relay.hand_off,
+                clock=self.clock,
+                interval_s=settings.timer_interval_s,
+            )
+            self.timers_task = asyncio.create_task(scheduler.run(self.stopping), name="timers")
+            self._tasks.append(self.timers_task)
         # What exists now (modules, mappers, schemas, catalogue) lives as long as the process:
         # keep it out of full collections, which otherwise stall the loop for tens of ms.
         gc.collect()
@@ -117,7 +135,7 @@ class RunningService:
                       database=self.engine.url.render_as_string(hide_password=True))
 
     async def crashed(self) -> BaseException:
-        """Wait until the consumer or the relay dies on its own; return why."""
+        """Wait until the consumer, the timers or the relay dies on its own; return why."""
         done, _ = await asyncio.wait(self._tasks, return_when=asyncio.FIRST_COMPLETED)
         task = done.pop()
         error = task.exception() or RuntimeError(f"{task.get_name()} stopped unexpectedly")
@@ -131,9 +149,13 @@ class RunningService:
         if self.queries is not None:
             await self.queries.stop()
         self.stopping.set()
-        # Consumer first (it finishes its batch), then the relay flushes what that batch wrote.
+        # Consumer and timers first (each finishes what it holds), then the relay flushes
+        # what they wrote.
         with contextlib.suppress(Exception):
             await self.consumer_task
+        if self.timers_task is not None:
+            with contextlib.suppress(Exception):
+                await self.timers_task
         self._relay_stopping.set()
         with contextlib.suppress(Exception):
             await self.relay_task

@@ -11,7 +11,7 @@ from typing import Self
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from envol_shared.event_log import Holds, Inbox, Outbox
+from envol_shared.event_log import Holds, Inbox, Outbox, Timers
 from envol_shared.events import Incoming
 
 
@@ -20,6 +20,7 @@ class UnitOfWork:
     inbox: Inbox
     outbox: Outbox
     holds: Holds
+    timers: Timers
 
     def __init__(self, engine: AsyncEngine, consumer: str) -> None:
         self._sessions = async_sessionmaker(engine, expire_on_commit=False)
@@ -30,6 +31,7 @@ class UnitOfWork:
         self.inbox = Inbox(self.session, self._consumer)
         self.outbox = Outbox(self.session)
         self.holds = Holds(self.session, self._consumer)
+        self.timers = Timers(self.session)
         self.open_repositories()
         return self
 
@@ -56,4 +58,5 @@ class UnitOfWork:
         await self.session.flush()
         await self.inbox.flush()
         await self.outbox.flush()
+        await self.timers.flush()
         await self.session.commit()

@@ -13,19 +13,23 @@ import sqlalchemy as sa
 
 from envol_enrolment.bootstrap import bootstrap
 from envol_shared.database import create_engine
+from envol_shared.events import now
 from envol_shared.nats_server import NatsServer
 from envol_shared.service import RunningService, ServiceDefinition, Settings
+from envol_shared.timers import Clock
 
 
 @pytest.fixture
 async def start_service(nats_server: NatsServer, database_url: str) -> AsyncIterator[Callable]:
-    """Start the enrolment service in this process (several times if a test needs to)."""
+    """Start a service in this process, enrolment unless told otherwise (several times if a
+    test needs to; `clock` is what time its timers think it is)."""
     running: list[RunningService] = []
 
     async def start(batch_size: int = 64, definition: ServiceDefinition | None = None,
-                    database_url: str = database_url) -> RunningService:
-        service = RunningService(definition or bootstrap(),
-                                 Settings("enrolment", nats_server.url, database_url, batch_size))
+                    database_url: str = database_url, clock: Clock = now) -> RunningService:
+        definition = definition or bootstrap()
+        settings = Settings(definition.name, nats_server.url, database_url, batch_size, timer_interval_s=0.2)
+        service = RunningService(definition, settings, clock=clock)
         await service.start()
         running.append(service)
         return service

@@ -1,0 +1,127 @@
+"""Who serves which cluster, and how its cases are followed: one TOML file per cluster.
+
+The files shipped in ``partners/`` describe the seed article's clusters; a cluster points
+ENVOL_FINANCING_PARTNERS_DIR at its own copy. Adding a bank, a coach or a programme is an
+edit of that file, not a code change. A mistake stops the service at start-up with the file
+and the field at fault.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from envol_financing.domain.follow_up import FollowUpPolicy
+from envol_financing.domain.model import SERVED_BY, CaseKind, PartnerKind
+
+SHIPPED = Path(__file__).parent / "partners"
+TOKEN = r"^[a-z0-9][a-z0-9-]*$"
+
+
+class PartnerEntry(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id: Annotated[str, Field(pattern=TOKEN, max_length=64, description="its NATS producer token")]
+    kind: PartnerKind
+    name: str
+
+
+class FollowUpEntry(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    due_soon_business_days: Annotated[int, Field(ge=0, le=60)] = 5
+    escalate_after_business_days: Annotated[int, Field(ge=1, le=60)] = 5
+    stale_after_business_days: Annotated[int, Field(ge=1, le=250)] = 20
+    baseline_within_business_days: Annotated[int, Field(ge=0, le=60)] = 10
+
+
+class ClusterPartners(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    cluster: Annotated[str, Field(pattern=TOKEN)]
+    staff: list[Annotated[str, Field(pattern=TOKEN)]] = Field(min_length=1)
+    programmes: dict[Annotated[str, Field(pattern=r"^[A-Z0-9][A-Z0-9-]{1,39}$")], CaseKind]
+    partners: list[PartnerEntry] = []
+    follow_up: FollowUpEntry = FollowUpEntry()
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ClusterPartners:
+        ids = [p.id for p in self.partners]
+        if len(set(ids)) != len(ids):
+            raise ValueError("two partners share an id")
+        if set(ids) & set(self.staff):
+            raise ValueError("a producer cannot be both staff and partner")
+        for code, kind in self.programmes.items():
+            needed = SERVED_BY[kind]
+            if needed is not None and not any(p.kind is needed for p in self.partners):
+                raise ValueError(f"programme {code} ({kind.value}) needs at least one partner of kind "
+                                 f"{needed.value}")
+        return self
+
+
+@dataclass(frozen=True)
+class Partner:
+    id: str
+    kind: PartnerKind
+    name: str
+    cluster: str
+
+
+class PartnersError(Exception):
+    pass
+
+
+class Partners:
+    """The partners, staff producers, programmes and follow-up policy of every cluster."""
+
+    def __init__(self, clusters: list[ClusterPartners]) -> None:
+        self._clusters = {c.cluster: c for c in clusters}
+
+    @property
+    def clusters(self) -> list[str]:
+        return sorted(self._clusters)
+
+    def case_kind(self, cluster: str, programme: str) -> CaseKind | None:
+        entry = self._clusters.get(cluster)
+        return entry.programmes.get(programme) if entry else None
+
+    def is_staff(self, cluster: str, producer: str) -> bool:
+        entry = self._clusters.get(cluster)
+        return entry is not None and producer in entry.staff
+
+    def partner(self, cluster: str, producer: str) -> Partner | None:
+        entry = self._clusters.get(cluster)
+        for p in entry.partners if entry else []:
+            if p.id == producer:
+                return Partner(p.id, p.kind, p.name, cluster)
+        return None
+
+    def serving(self, cluster: str, kind: PartnerKind) -> list[Partner]:
+        entry = self._clusters.get(cluster)
+        partners = entry.partners if entry else []
+        return [Partner(p.id, p.kind, p.name, cluster) for p in partners if p.kind is kind]
+
+    def policy(self, cluster: str) -> FollowUpPolicy:
+        entry = self._clusters.get(cluster)
+        return FollowUpPolicy(**entry.follow_up.model_dump()) if entry else FollowUpPolicy()
+
+    @classmethod
+    def load(cls, directory: Path | None = None) -> Partners:
+        directory = directory or Path(os.environ.get("ENVOL_FINANCING_PARTNERS_DIR", SHIPPED))
+        files = sorted(directory.glob("*.toml"))
+        if not files:
+            raise PartnersError(f"no partner configuration (*.toml) in {directory}")
+        clusters = []
+        for path in files:
+            try:
+                clusters.append(ClusterPartners.model_validate(tomllib.loads(path.read_text("utf-8"))))
+            except (tomllib.TOMLDecodeError, ValidationError) as exc:
+                raise PartnersError(f"{path}: {exc}") from None
+        if len({c.cluster for c in clusters}) != len(clusters):
+            raise PartnersError(f"two files in {directory} describe the same cluster")
+        return cls(clusters)

@@ -1,0 +1,132 @@
+"""The read side of financing: a case's state and history, a company's cases, and the
+figures that show whether each programme works. Answered from the financing database."""
+
+from __future__ import annotations
+
+import statistics
+from collections import defaultdict
+from typing import Any
+
+import sqlalchemy as sa
+from pydantic import BaseModel, ConfigDict
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from envol_financing.domain.model import FinancingCase
+from envol_shared.event_log import Timers
+from envol_shared.identifiers import CompanyId, siren_of
+from envol_shared.queries import Query, QueryError
+
+
+class CaseRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    case_id: str
+
+
+class CompanyRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    company_id: CompanyId
+
+
+class FiguresRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    programme: str | None = None
+    cohort: str | None = None
+
+
+def _case(case: FinancingCase) -> dict[str, Any]:
+    return {
+        "case_id": case.id, "siren": case.siren, "programme": case.programme, "cohort": case.cohort,
+        "kind": case.kind, "stage": case.stage, "partner": case.partner,
+        "enrolled_at": case.enrolled_at, "opened_at": case.opened_at, "closed_at": case.closed_at,
+        "close_reason": case.close_reason, "last_news_at": case.last_news_at,
+        "succeeded": case.succeeded, "decided_at": case.decided_at,
+        "first_disbursed_at": case.first_disbursed_at,
+        "requested_cents": case.requested_cents, "awarded_cents": case.awarded_cents,
+        "disbursed_cents": case.disbursed_cents, "remaining_cents": case.remaining_cents,
+        "details": case.details,
+        "tranches": [{"tranche": t.number, "amount_cents": t.amount_cents, "disbursed_on": t.disbursed_on}
+                     for t in case.tranches],
+        "requirements": [{"requirement_id": r.requirement_id, "kind": r.kind, "title": r.title,
+                          "due_on": r.due_on, "owner": r.owner, "status": r.status,
+                          "gates_tranche": r.gates_tranche, "completed_on": r.completed_on}
+                         for r in case.requirements],
+        "checkpoints": [{"checkpoint": c.name, "recorded_on": c.recorded_on,
+                         "raised_to_date_cents": c.raised_to_date_cents, "note": c.note}
+                        for c in case.checkpoints],
+        "correlation_id": case.correlation_id,
+        "history": [{"at": e.at, "fact": e.fact, "by": e.by, "summary": e.summary, "stage": e.stage}
+                    for e in case.history],
+    }
+
+
+async def case_state(request: CaseRequest, cluster: str, session: AsyncSession) -> dict[str, Any]:
+    case = await session.get(FinancingCase, request.case_id)
+    if case is None or case.cluster != cluster:
+        raise QueryError(f"unknown case {request.case_id} in {cluster}")
+    coming = await Timers(session).scheduled(f"{case.id}:")
+    return {"case": _case(case) | {
+        "follow_up": [{"kind": t.kind, "step": t.payload.get("step"), "at": t.due_at,
+                       **{k: t.payload[k] for k in ("requirement_id", "checkpoint") if k in t.payload}}
+                      for t in coming]}}
+
+
+async def company_cases(request: CompanyRequest, cluster: str, session: AsyncSession) -> dict[str, Any]:
+    siren = siren_of(request.company_id)
+    found = await session.execute(
+        sa.select(FinancingCase)
+        .where(FinancingCase.siren == siren, FinancingCase.cluster == cluster)  # type: ignore[arg-type]
+        .order_by(FinancingCase.opened_at)  # type: ignore[arg-type]
+    )
+    cases = list(found.scalars())
+    if not cases:
+        raise QueryError(f"no financing case for company {siren} in {cluster}")
+    return {"siren": siren, "cases": [_case(c) for c in cases]}
+
+
+def _days(start: Any, end: Any) -> float:
+    return round((end - start).total_seconds() / 86400, 1)
+
+
+def figures_of(cases: list[FinancingCase]) -> list[dict[str, Any]]:
+    """Per programme and cohort: counts, money, success rate and median delays."""
+    groups: dict[tuple[str, str], list[FinancingCase]] = defaultdict(list)
+    for case in cases:
+        groups[(case.programme, case.cohort)].append(case)
+    rows = []
+    for (programme, cohort), group in sorted(groups.items()):
+        decided = [c for c in group if c.succeeded is not None]
+        to_decision = [_days(c.enrolled_at, c.decided_at) for c in group if c.decided_at]
+        to_money = [_days(c.enrolled_at, c.first_disbursed_at) for c in group if c.first_disbursed_at]
+        rows.append({
+            "programme": programme, "cohort": cohort, "kind": group[0].kind,
+            "cases_opened": len(group),
+            "cases_closed": sum(c.is_closed for c in group),
+            "requested_cents": sum(c.requested_cents for c in group),
+            "awarded_cents": sum(c.awarded_cents for c in group),
+            "disbursed_cents": sum(c.disbursed_cents for c in group),
+            "cases_decided": len(decided),
+            "cases_succeeded": sum(bool(c.succeeded) for c in decided),
+            # Of the cases whose outcome is known (decided, or closed without success).
+            "success_rate": (round(sum(bool(c.succeeded) for c in decided) / len(decided), 3)
+                             if decided else None),
+            "median_days_to_decision": statistics.median(to_decision) if to_decision else None,
+            "median_days_to_first_disbursement": statistics.median(to_money) if to_money else None,
+        })
+    return rows
+
+
+async def figures(request: FiguresRequest, cluster: str, session: AsyncSession) -> dict[str, Any]:
+    query = sa.select(FinancingCase).where(FinancingCase.cluster == cluster)  # type: ignore[arg-type]
+    if request.programme:
+        query = query.where(FinancingCase.programme == request.programme)  # type: ignore[arg-type]
+    if request.cohort:
+        query = query.where(FinancingCase.cohort == request.cohort)  # type: ignore[arg-type]
+    cases = list((await session.execute(query)).scalars())
+    return {"cluster": cluster, "figures": figures_of(cases)}
+
+
+QUERIES = {
+    "case": Query(CaseRequest, case_state),
+    "company": Query(CompanyRequest, company_cases),
+    "figures": Query(FiguresRequest, figures),
+}
