@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 from conftest import query, wait_until_rows
-from support import SIRENS, enrolment_outcome, events_of, new_id, publish, wait_for
+from support import SIRENS, dead_letters, enrolment_outcome, events_of, new_id, publish, wait_for
 
 from envol_financing.bootstrap import bootstrap
 from envol_shared.contracts import financing as fe
@@ -285,3 +285,22 @@ async def test_queries_answer_case_company_and_errors(nc, financing, database_ur
         "error": f"unknown case {case} in pegase"}
     assert "invalid case request" in (await ask(nc, "case", {"id": case}))["error"]
     assert "no financing case for company" in (await ask(nc, "company", {"company_id": SIRENS[9]}))["error"]
+
+
+async def test_an_unreadable_partner_event_is_dead_lettered_and_the_bank_told_why(nc, financing,
+                                                                               database_url):
+    siren, case = SIRENS[9], "av-loan-10"
+    await enrol(nc, case, siren)
+    event = {"specversion": "1.0", "id": "bank-evt-1", "source": "/banque-garonne/loans",
+             "type": "envol.loan.decided.v1", "time": "2026-04-20T10:00:00+02:00", "subject": siren,
+             "datacontenttype": "application/json", "cluster": AV, "correlationid": "bank-evt-1",
+             # A grant without an amount nor terms: the schema refuses it.
+             "data": {"case_id": case, "decision": "granted", "decided_on": "2026-04-20", "reason": "ok"}}
+    await nc.jetstream().publish(f"envol.{AV}.{BANK}.loan.decided", json.dumps(event).encode())
+    await settled(database_url, 2)
+    refused = await wait_for(lambda: rejections(nc, BANK))
+    assert refused[0]["dead_lettered"] is True and refused[0]["rejected_event_id"] == "bank-evt-1"
+    assert "a granted loan needs awarded_cents" in refused[0]["reason"]
+    letters = await wait_for(lambda: dead_letters(nc))
+    assert letters[0].headers["Envol-Service"] == "financing"
+    assert letters[0].subject == f"envol-dead-letter.financing.{AV}.{BANK}"

@@ -1,0 +1,100 @@
+"""Figures per cluster, programme and cohort on a small realistic data set, through the NATS
+query, as a cluster's reporting tool would ask for them."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+from conftest import wait_until_rows
+from support import SIRENS, enrolment_outcome, publish
+
+from envol_financing.bootstrap import bootstrap
+from envol_shared.contracts import financing as fe
+from envol_shared.queries import query_subject
+
+AV = "aerospace-valley"
+BANK = "banque-garonne"
+CLUB = "av-investors-club"
+
+
+def day(text: str) -> datetime:
+    return datetime.fromisoformat(f"{text}T10:00:00+00:00").astimezone(UTC)
+
+
+async def test_figures_per_programme_and_cohort(nc, start_service, database_url):
+    await start_service(definition=bootstrap())
+    sent = 0
+
+    async def send(data, siren: str, producer: str = "staff", at: str | None = None) -> None:  # type: ignore[no-untyped-def]
+        nonlocal sent
+        await publish(nc, data, company=siren, producer=producer, time=day(at) if at else None)
+        sent += 1
+
+    async def loan(case: str, siren: str, enrolled: str, requested: int) -> None:
+        await send(enrolment_outcome("enrolled", case, siren, at=day(enrolled)), siren, "enrolment", enrolled)
+        await send(fe.CaseAssigned(case_id=case, partner=BANK, requested_cents=requested, by="av-staff-1"),
+                   siren, at=enrolled)
+        await send(fe.LoanRequestReceived(case_id=case, bank_reference=f"ref-{case}", received_on=enrolled),
+                   siren, BANK, enrolled)
+
+    def decided(case: str, granted: bool, on: str, awarded: int | None = None) -> fe.LoanDecided:
+        terms = {"rate_bps": 250, "duration_months": 60, "tranches_planned": 2} if granted else {}
+        return fe.LoanDecided(case_id=case, decision="granted" if granted else "refused", decided_on=on,
+                              reason="committee", awarded_cents=awarded, **terms)
+
+    a, b, c, d, e = SIRENS[:5]
+    # 2026 cohort of R&D loans: granted (42 days) and partly disbursed (63 days), refused (42 days),
+    # and one withdrawn before any decision.
+    await loan("av-a", a, "2026-03-02", 50_000_000)
+    await send(decided("av-a", True, "2026-04-13", 40_000_000), a, BANK, "2026-04-13")
+    await send(fe.LoanTrancheDisbursed(case_id="av-a", tranche=1, amount_cents=25_000_000,
+                                       disbursed_on="2026-05-04"), a, BANK, "2026-05-04")
+    await loan("av-b", b, "2026-03-09", 30_000_000)
+    await send(decided("av-b", False, "2026-04-20"), b, BANK, "2026-04-20")
+    await loan("av-c", c, "2026-03-16", 20_000_000)
+    await send(enrolment_outcome("withdrawn", "av-c", c, at=day("2026-05-11")), c, "enrolment", "2026-05-11")
+    # 2025 cohort: granted in 42 days, fully disbursed in one tranche after 70 days.
+    await loan("av-e", e, "2025-11-03", 10_000_000)
+    await send(decided("av-e", True, "2025-12-15", 10_000_000), e, BANK, "2025-12-15")
+    await send(fe.LoanTrancheDisbursed(case_id="av-e", tranche=1, amount_cents=10_000_000,
+                                       disbursed_on="2026-01-12"), e, BANK, "2026-01-12")
+    # The investors' club, 2026: a round closed 120 days after enrolment.
+    await send(enrolment_outcome("enrolled", "av-d", d, programme="AV-INVESTORS-CLUB", at=day("2026-02-02")),
+               d, "enrolment", "2026-02-02")
+    for data in (fe.InvestorIntroduced(case_id="av-d", investor="Garonne Ventures",
+                                       introduced_on="2026-03-01"),
+                 fe.PitchScheduled(case_id="av-d", session_id="p1", scheduled_on="2026-04-01"),
+                 fe.PitchHeld(case_id="av-d", session_id="p1", held_on="2026-04-01", investors_present=8),
+                 fe.RoundClosed(case_id="av-d", closed_on="2026-06-02", amount_raised_cents=120_000_000,
+                                investors=["Garonne Ventures"])):
+        await send(data, d, CLUB, "2026-06-02" if isinstance(data, fe.RoundClosed) else "2026-04-01")
+    # Another cluster's case never shows in Aerospace Valley's figures.
+    await send(enrolment_outcome("enrolled", "pg-x", SIRENS[6], programme="PG-GROWTH-CONTRACT",
+                                 cluster="pegase"), SIRENS[6], "enrolment")
+    await wait_until_rows(database_url, "select count(*) from inbox", sent)
+
+    reply = await nc.request(query_subject(AV, "financing", "figures"), b"{}", timeout=5)
+    rows = {(r["programme"], r["cohort"]): r for r in json.loads(reply.data)["figures"]}
+    assert sorted(rows) == [("AV-INVESTORS-CLUB", "AV-INVESTORS-CLUB-2026"),
+                            ("AV-RD-LOAN", "AV-RD-LOAN-2025"), ("AV-RD-LOAN", "AV-RD-LOAN-2026")]
+    loans_2026 = rows[("AV-RD-LOAN", "AV-RD-LOAN-2026")]
+    assert {k: v for k, v in loans_2026.items() if k not in ("programme", "cohort")} == {
+        "kind": "rd_loan", "cases_opened": 3, "cases_closed": 1,
+        "requested_cents": 100_000_000, "awarded_cents": 40_000_000, "disbursed_cents": 25_000_000,
+        "cases_decided": 3, "cases_succeeded": 1, "success_rate": 0.333,
+        "median_days_to_decision": 42.0, "median_days_to_first_disbursement": 63.0,
+    }
+    loans_2025 = rows[("AV-RD-LOAN", "AV-RD-LOAN-2025")]
+    assert (loans_2025["success_rate"], loans_2025["median_days_to_decision"],
+            loans_2025["median_days_to_first_disbursement"],
+            loans_2025["disbursed_cents"]) == (1.0, 42.0, 70.0, 10_000_000)
+    club = rows[("AV-INVESTORS-CLUB", "AV-INVESTORS-CLUB-2026")]
+    assert (club["awarded_cents"], club["disbursed_cents"], club["median_days_to_decision"]) == (
+        120_000_000, 120_000_000, 120.0)
+
+    # One programme, one cohort: the reporting tool's filter.
+    reply = await nc.request(query_subject(AV, "financing", "figures"),
+                             json.dumps({"programme": "AV-RD-LOAN", "cohort": "AV-RD-LOAN-2025"}).encode(),
+                             timeout=5)
+    assert [r["cohort"] for r in json.loads(reply.data)["figures"]] == ["AV-RD-LOAN-2025"]
