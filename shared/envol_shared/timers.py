@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
@@ -40,10 +40,13 @@ class TimerContext(Generic[U]):
     uow: U
     service: str
     now: datetime
+    # Whom the timer was about, for the log line (set by emit): cluster, company, journey.
+    about: dict[str, str] = field(default_factory=dict)
 
     def emit(self, data: EventData, *, cluster: str, company: str, correlation_id: str) -> None:
         emit(self.uow, data, cluster=cluster, producer=self.service, company=company,
              correlation_id=correlation_id, causation_id=None)
+        self.about = {"cluster": cluster, "company": company, "correlation_id": correlation_id}
 
 
 TimerHandler = Callable[[Timer, TimerContext[Any]], Awaitable[None]]
@@ -105,7 +108,8 @@ class TimerScheduler(Generic[U]):
                 handler = self._handlers.get(timer.kind)
                 if handler is None:
                     raise LookupError(f"no handler for timers of kind {timer.kind!r}")
-                await handler(timer, TimerContext(timer, uow, self._service, at))
+                context = TimerContext(timer, uow, self._service, at)
+                await handler(timer, context)
                 await uow.timers.mark_fired(key, at, "fired")
                 await uow.commit()
                 written = uow.outbox.written
@@ -122,5 +126,4 @@ class TimerScheduler(Generic[U]):
             return
         self._on_commit(written)
         self.log.info("timer.fired", timer=key, kind=timer.kind, due_at=timer.due_at.isoformat(),
-                      events=len(written), **{k: v for k, v in timer.payload.items()
-                                              if k in ("case_id", "cluster", "company")})
+                      event_ids=[row.message_id for row in written], **context.about)

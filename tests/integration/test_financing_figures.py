@@ -72,6 +72,14 @@ async def test_figures_per_programme_and_cohort(nc, start_service, database_url)
     # Another cluster's case never shows in Aerospace Valley's figures.
     await send(enrolment_outcome("enrolled", "pg-x", SIRENS[6], programme="PG-GROWTH-CONTRACT",
                                  cluster="pegase"), SIRENS[6], "enrolment")
+    # Outcome checkpoints of the 2026 loans: raised since the baseline, 6 months on.
+    for case, siren, baseline, month_6 in (("av-a", a, 20_000_000, 70_000_000), ("av-b", b, 0, 10_000_000),
+                                           ("av-c", c, 5_000_000, None)):
+        await send(fe.CheckpointRecorded(case_id=case, checkpoint="baseline", recorded_on="2026-03-20",
+                                         raised_to_date_cents=baseline), siren)
+        if month_6 is not None:
+            await send(fe.CheckpointRecorded(case_id=case, checkpoint="month_6", recorded_on="2026-09-15",
+                                             raised_to_date_cents=month_6), siren)
     await wait_until_rows(database_url, "select count(*) from inbox", sent)
 
     reply = await nc.request(query_subject(AV, "financing", "figures"), b"{}", timeout=5)
@@ -84,6 +92,14 @@ async def test_figures_per_programme_and_cohort(nc, start_service, database_url)
         "requested_cents": 100_000_000, "awarded_cents": 40_000_000, "disbursed_cents": 25_000_000,
         "cases_decided": 3, "cases_succeeded": 1, "success_rate": 0.333,
         "median_days_to_decision": 42.0, "median_days_to_first_disbursement": 63.0,
+        "checkpoints": {
+            "month_6": {"recorded": 2, "raised_since_baseline_cents": 60_000_000,
+                        "median_raised_since_baseline_cents": 30_000_000},
+            "month_12": {"recorded": 0, "raised_since_baseline_cents": 0,
+                         "median_raised_since_baseline_cents": None},
+            "month_24": {"recorded": 0, "raised_since_baseline_cents": 0,
+                         "median_raised_since_baseline_cents": None},
+        },
     }
     loans_2025 = rows[("AV-RD-LOAN", "AV-RD-LOAN-2025")]
     assert (loans_2025["success_rate"], loans_2025["median_days_to_decision"],

@@ -10,6 +10,7 @@ from typing import Any
 import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import raiseload, selectinload
 
 from envol_financing.domain.model import FinancingCase
 from envol_shared.event_log import Timers
@@ -111,12 +112,34 @@ def figures_of(cases: list[FinancingCase]) -> list[dict[str, Any]]:
                              if decided else None),
             "median_days_to_decision": statistics.median(to_decision) if to_decision else None,
             "median_days_to_first_disbursement": statistics.median(to_money) if to_money else None,
+            "checkpoints": _outcomes(group),
         })
     return rows
 
 
+def _outcomes(cases: list[FinancingCase]) -> dict[str, dict[str, Any]]:
+    """What the companies raised between the baseline and each later checkpoint: whether the
+    programme works, measured over 24 months."""
+    outcomes = {}
+    for name in ("month_6", "month_12", "month_24"):
+        raised = []
+        for case in cases:
+            baseline, later = case.checkpoint("baseline"), case.checkpoint(name)
+            if baseline is not None and later is not None:
+                raised.append(later.raised_to_date_cents - baseline.raised_to_date_cents)
+        outcomes[name] = {
+            "recorded": len(raised),
+            "raised_since_baseline_cents": sum(raised),
+            "median_raised_since_baseline_cents": statistics.median(raised) if raised else None,
+        }
+    return outcomes
+
+
 async def figures(request: FiguresRequest, cluster: str, session: AsyncSession) -> dict[str, Any]:
-    query = sa.select(FinancingCase).where(FinancingCase.cluster == cluster)  # type: ignore[arg-type]
+    # The figures need the cases and their checkpoints only: not their history, tranches...
+    query = sa.select(FinancingCase).options(selectinload(FinancingCase.checkpoints),  # type: ignore[arg-type]
+                                             raiseload("*")).where(
+        FinancingCase.cluster == cluster)  # type: ignore[arg-type]
     if request.programme:
         query = query.where(FinancingCase.programme == request.programme)  # type: ignore[arg-type]
     if request.cohort:
