@@ -1,33 +1,45 @@
-"""The Envol demo: three clusters' staff tools publish a season of SME applications.
+"""The Envol demo: three clusters' staff tools, a partner bank and the investors' club publish
+a season of SME applications and the financing that follows.
 
     python -m deploy.local.demo [--nats-url URL] [--data-dir DIR] [--timeout SECONDS] [--report-json FILE]
 
-It talks to Envol exactly as a partner system would, and doubles as an example for partner
+It talks to Envol exactly as partner systems would, and doubles as an example for partner
 developers: plain nats-py, hand-built CloudEvents 1.0 JSON, no Envol code imported.
 
 What a partner needs to know, all of it used below:
 - Publish with JetStream (`js.publish`) on ``envol.<cluster>.<producer>.<event name>``, e.g.
-  ``envol.pegase.staff.application.submitted``; JetStream's acknowledgement means Envol has
-  the event durably. Set the ``Nats-Msg-Id`` header to the event id: a retried publish is
-  then stored once.
+  ``envol.pegase.staff.application.submitted`` or
+  ``envol.aerospace-valley.banque-garonne.loan.decided``: ``<producer>`` is the partner's own
+  token (``staff`` for the clusters' staff tools, the bank's or the club's id). JetStream's
+  acknowledgement means Envol has the event durably. Set the ``Nats-Msg-Id`` header to the
+  event id: a retried publish is then stored once.
 - The body is a CloudEvents 1.0 envelope in structured JSON mode. ``type`` carries the major
   version (``envol.application.submitted.v1``), ``subject`` is the company's SIREN,
   ``cluster`` repeats the cluster of the subject, ``correlationid`` names one journey of one
   company, ``data`` follows the event's schema (money in euro cents, dates ISO 8601).
-- Envol answers on ``envol.<cluster>.enrolment.>`` (what happened, each event carrying the
-  ``causationid`` of the event that caused it) and, when it refuses an event, on
+- Envol answers on ``envol.<cluster>.enrolment.>`` and ``envol.<cluster>.financing.>`` (what
+  happened, each event carrying the ``causationid`` of the event that caused it; reminders
+  and escalations, raised by the clock, carry none) and, when it refuses an event, on
   ``envol.<cluster>.<producer>.event.rejected`` with the reason. Read them with a JetStream
   consumer on the stream ENVOL_EVENTS.
+- A financing case's id is the id of the application whose enrolment opened it: staff hand
+  it to the partner serving the case.
 
 The scenario: Aerospace Valley, Pégase and ASTech register 13 member SMEs and their
 applications; reviewers accept or deny; participations start; one company withdraws and the
 waitlisted one takes its place. Some applications are ineligible on purpose, and three events
 are refused on purpose (a malformed registration, an event of an unknown version, a
-reviewer's mistake). Then it prints what Envol decided, per cluster.
+reviewer's mistake). Then financing: Aerospace Valley's staff hand an R&D loan to Banque
+Garonne with two requirements, one of them long overdue (Envol reminds, then escalates); the
+bank grants the loan and disburses it in two tranches, the second one refused once because
+the progress report gating it is not in yet; the investors' club takes an SME from
+introduction to a closed round; Pégase signs a growth contract. Then it prints what Envol
+decided, per cluster.
 
-Each run uses fresh event and application ids, so it can run again against the same stack.
-Envol allows one live application per company and programme, and places are limited: so a
-run first withdraws the applications an earlier run of the demo left open.
+Each run uses fresh event and application (hence case) ids, so it can run again against the
+same stack. Envol allows one live application per company and programme, and places are
+limited: so a run first withdraws the applications an earlier run of the demo left open
+(which closes their financing cases).
 """
 
 from __future__ import annotations
@@ -40,8 +52,9 @@ import os
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -56,8 +69,14 @@ ROOT = Path(__file__).resolve().parents[2]
 EVENTS_STREAM = "ENVOL_EVENTS"
 DEAD_LETTER_STREAM = "ENVOL_DEAD_LETTERS"
 PRODUCER = "staff"
-# Envol's answers, and the refusals of what the staff tools sent (two filters that never overlap).
-OUTCOME_SUBJECTS = ["envol.*.enrolment.>", f"envol.*.{PRODUCER}.event.rejected"]
+# The partners of the financing story, each publishing under its own producer token.
+BANK = "banque-garonne"
+CLUB = "av-investors-club"
+# Envol's answers, and the refusals of what each of the demo's partners sent. The filters of
+# one consumer must not overlap: each partner's rejections are named, not `envol.*.*.event.rejected`
+# (which would overlap the services' `>`). A real partner would follow its own only.
+OUTCOME_SUBJECTS = ["envol.*.enrolment.>", "envol.*.financing.>",
+                    *(f"envol.*.{producer}.event.rejected" for producer in (PRODUCER, BANK, CLUB))]
 # An application stays "live" (counts against capacity and the one-application rule) in these.
 LIVE = {"applied", "eligible", "waitlisted", "enrolled", "active"}
 
@@ -157,6 +176,8 @@ APPLICATIONS = [
     # The VIE relay serves Canada, China, Brazil and Germany, not the United States.
     Application("bigorre-vie", "bigorre", "aerospace-valley", "AV-VIE-RELAY", target_country="US"),
     Application("adour-club", "adour", "aerospace-valley", "AV-INVESTORS-CLUB"),
+    # Its R&D loan application fails, but the investors' club takes it to a funding round.
+    Application("lauragais-club", "lauragais", "aerospace-valley", "AV-INVESTORS-CLUB"),
     # Five growth contracts accepted in this order; the programme has four places.
     Application("marignane-growth", "marignane", "pegase", "PG-GROWTH-CONTRACT"),
     Application("azur-growth", "azur", "pegase", "PG-GROWTH-CONTRACT"),
@@ -186,18 +207,25 @@ class Sent:
     cluster: str
     company: str
     label: str
+    producer: str = PRODUCER
+    case: str | None = None  # the application key, for an event about a financing case
 
 
-class StaffTools:
-    """The three clusters' staff tools: they build CloudEvents and publish them."""
+class PartnerSystem:
+    """A partner's system (a staff tool, a bank, the investors' club): it builds CloudEvents and
+    publishes them under its own producer token."""
 
-    def __init__(self, js: JetStreamContext, run: str) -> None:
+    def __init__(self, js: JetStreamContext, run: str, producer: str, source: str,
+                 sent: dict[str, Sent]) -> None:
         self.js = js
         self.run = run
-        self.sent: dict[str, Sent] = {}
+        self.producer = producer
+        self.source = source  # "{cluster}" is replaced by the event's cluster
+        self.sent = sent  # shared by the demo's partners: the report reads it
 
     def application_id(self, application: Application) -> str:
         # Fresh per run: Envol refuses a second submission of an existing application id.
+        # It is also the id of the financing case the application's enrolment opens.
         return f"demo-{self.run}-{application.key}"
 
     def journey(self, company: Company) -> str:
@@ -208,7 +236,7 @@ class StaffTools:
         return {
             "specversion": "1.0",
             "id": str(uuid.uuid4()),
-            "source": f"/{cluster}/staff-crm",
+            "source": self.source.format(cluster=cluster),
             "type": type_,
             "time": datetime.now(UTC).isoformat(),
             "subject": siren,
@@ -219,14 +247,29 @@ class StaffTools:
         }
 
     async def publish(self, type_: str, cluster: str, company: Company, data: dict[str, Any], label: str,
-                      *, correlation_id: str | None = None) -> str:
+                      *, correlation_id: str | None = None, case: str | None = None) -> str:
         event = self.envelope(type_, cluster, company.siren, data, correlation_id or self.journey(company))
         # The subject names the event without its "envol." prefix and ".v<major>" suffix.
         name = type_.removeprefix("envol.").rsplit(".", 1)[0]
-        subject = f"envol.{cluster}.{PRODUCER}.{name}"
+        subject = f"envol.{cluster}.{self.producer}.{name}"
         await self.js.publish(subject, json.dumps(event).encode(), headers={"Nats-Msg-Id": event["id"]})
-        self.sent[event["id"]] = Sent(event["id"], type_, cluster, company.key, label)
+        self.sent[event["id"]] = Sent(event["id"], type_, cluster, company.key, label, self.producer, case)
         return str(event["id"])
+
+    async def on_case(self, type_: str, application: Application, label: str, **data: Any) -> str:
+        """A fact about the financing case opened by `application`'s enrolment. Staff hand the
+        partner the case id (the application id) and the company's journey (correlation id)."""
+        company = COMPANY[application.company]
+        return await self.publish(type_, application.cluster, company,
+                                  {"case_id": self.application_id(application), **data},
+                                  f"{label} ({company.name}, {application.programme})", case=application.key)
+
+
+class StaffTools(PartnerSystem):
+    """The three clusters' staff tools."""
+
+    def __init__(self, js: JetStreamContext, run: str, sent: dict[str, Sent] | None = None) -> None:
+        super().__init__(js, run, PRODUCER, "/{cluster}/staff-crm", {} if sent is None else sent)
 
     async def register(self, company: Company, note: str = "", **overrides: Any) -> str:
         data = {
@@ -287,26 +330,42 @@ class StaffTools:
 
 @dataclass
 class Outcomes:
-    """Everything Envol published about applications and refusals, as it arrives."""
+    """Everything Envol published about applications, financing cases and refusals, as it arrives."""
 
     transitions: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # application id ->
     journeys: dict[str, str] = field(default_factory=dict)  # application id -> correlation id
     assessments: dict[str, dict[str, Any]] = field(default_factory=dict)  # SIREN -> latest
     rejections: dict[str, dict[str, Any]] = field(default_factory=dict)  # rejected event id ->
+    # case id -> the case payloads (opened, progressed, closed), each with "event" and "seq"
+    cases: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    # case id -> reminders and escalations, each with "event" ("reminder" or "escalation") and "seq"
+    follow_ups: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     caused: set[str] = field(default_factory=set)  # ids of events that caused something
     caught_up: asyncio.Event = field(default_factory=asyncio.Event)
 
-    def record(self, event: dict[str, Any]) -> None:
+    def record(self, event: dict[str, Any], seq: int = 0) -> None:
+        """`seq`: the stream sequence, the order in which Envol stored the answers."""
         data = event["data"]
+        type_ = event["type"]
         if event.get("causationid"):
             self.caused.add(event["causationid"])
-        if event["type"] == "envol.company.assessed.v1":
+        if type_ == "envol.company.assessed.v1":
             self.assessments[data["siren"]] = data
-        elif event["type"] == "envol.event.rejected.v1":
-            self.rejections[data.get("rejected_event_id") or event["id"]] = data
-        elif event["type"].startswith("envol.application."):
+        elif type_ == "envol.event.rejected.v1":
+            self.rejections[data.get("rejected_event_id") or event["id"]] = {**data, "seq": seq}
+        elif type_.startswith("envol.application."):
             self.transitions.setdefault(data["application_id"], []).append(data)
             self.journeys[data["application_id"]] = event["correlationid"]
+        elif type_ in ("envol.case.reminder.due.v1", "envol.case.escalation.raised.v1"):
+            name = "reminder" if "reminder" in type_ else "escalation"
+            self.follow_ups.setdefault(data["case_id"], []).append({**data, "event": name, "seq": seq})
+        elif type_.startswith("envol.case."):
+            name = type_.removeprefix("envol.case.").rsplit(".", 1)[0]  # opened, progressed, closed
+            self.cases.setdefault(data["case_id"], []).append({**data, "event": name, "seq": seq})
+
+    def escalated(self, case_id: str, requirement_id: str) -> bool:
+        return any(f["event"] == "escalation" and f.get("requirement_id") == requirement_id
+                   for f in self.follow_ups.get(case_id, []))
 
     def answered(self, event_id: str) -> bool:
         return event_id in self.caused or event_id in self.rejections
@@ -326,7 +385,7 @@ class Outcomes:
                 self.caught_up.set()
                 continue
             for message in messages:
-                self.record(json.loads(message.data))
+                self.record(json.loads(message.data), message.metadata.sequence.stream)
             if messages[-1].metadata.num_pending == 0:
                 self.caught_up.set()
 
@@ -338,12 +397,35 @@ class Outcomes:
                 return missing
             await asyncio.sleep(0.1)
 
+    async def wait_until(self, condition: Callable[[], bool], deadline: float) -> bool:
+        """Wait until `condition()` holds (answers the clock raises, not an event); False at the deadline."""
+        while not condition():
+            if time.monotonic() > deadline:
+                return False
+            await asyncio.sleep(0.1)
+        return True
+
 
 # ---- the story ---------------------------------------------------------------------------
 
 
 def application(key: str) -> Application:
     return next(a for a in APPLICATIONS if a.key == key)
+
+
+@dataclass
+class Demo:
+    """The partner systems playing the story, and Envol's answers as they read them."""
+
+    staff: StaffTools
+    bank: PartnerSystem
+    club: PartnerSystem
+    outcomes: Outcomes
+    deadline: float
+
+    async def answers(self, sent: list[str]) -> list[str]:
+        """Wait for Envol's answer to each event, as partners would; return the ids still unanswered."""
+        return await self.outcomes.wait_for_answers(sent, self.deadline)
 
 
 async def close_earlier_runs(tools: StaffTools, outcomes: Outcomes, deadline: float) -> int:
@@ -366,7 +448,8 @@ async def close_earlier_runs(tools: StaffTools, outcomes: Outcomes, deadline: fl
     return len(sent)
 
 
-async def act_1_registrations_and_applications(tools: StaffTools) -> list[str]:
+async def act_1_registrations_and_applications(demo: Demo) -> list[str]:
+    tools = demo.staff
     sent = []
     for company in COMPANIES:
         if company.key == "velizy":
@@ -382,15 +465,17 @@ async def act_1_registrations_and_applications(tools: StaffTools) -> list[str]:
             sent.append(await tools.submit(app, type_="envol.application.submitted.v2", note=" (v2)",
                                            target_countries=["SG", "MA"]))
         sent.append(await tools.submit(app))
-    return sent
+    return await demo.answers(sent)
 
 
-async def act_2_reviews(tools: StaffTools) -> list[str]:
+async def act_2_reviews(demo: Demo) -> list[str]:
+    tools = demo.staff
     accepted = {
         "garonne-rd": "partner bank agreed the R&D loan for the PSPC-Régions project",
         "aquitaine-vie": "shares the Munich VIE with five other SMEs",
         # A reviewer's mistake: this application is ineligible; Envol refuses the decision.
         "bigorre-vie": "strong US prospects",
+        "lauragais-club": "avionics start-up ready for a first equity round",
         "marignane-growth": "growth plan approved by the committee",
         "azur-growth": "growth plan approved by the committee",
         "calanques-growth": "growth plan approved by the committee",
@@ -402,16 +487,121 @@ async def act_2_reviews(tools: StaffTools) -> list[str]:
     sent = [await tools.review(application(key), "accept", reason) for key, reason in accepted.items()]
     sent.append(await tools.review(application("calanques-desks"), "deny",
                                    "no sales force planned in Singapore yet; reapply at the next session"))
-    return sent
+    return await demo.answers(sent)
 
 
-async def act_3_participation(tools: StaffTools) -> list[str]:
+async def act_3_participation(demo: Demo) -> list[str]:
+    tools = demo.staff
     sent = [await tools.start(application(key))
             for key in ("garonne-rd", "marignane-growth", "azur-growth", "saclay-financing")]
     # A place frees in the full programme: the waitlisted SME is enrolled automatically.
     sent.append(await tools.withdraw(application("var-growth"),
                                      "the company postpones its growth plan after losing a major contract"))
-    return sent
+    return await demo.answers(sent)
+
+
+# The financing story. Enrolment in a financing programme opened a case whose id is the
+# application id; staff hand it to the partner serving it (the cluster's only investors' club
+# serves its cases from the start).
+RD_LOAN, CLUB_CASE, GROWTH_CONTRACT = "garonne-rd", "lauragais-club", "marignane-growth"
+PROGRESS_REPORT, ANNUAL_ACCOUNTS = "progress-report-1", "annual-accounts-2025"
+REQUESTED_CENTS = 600_000_00
+AWARDED_CENTS = 500_000_00
+TRANCHE_CENTS = (300_000_00, 200_000_00)
+ROUND_CENTS = 1_200_000_00
+
+
+def day(offset: int = 0) -> str:
+    """The date `offset` days from the day the demo runs (the follow-up runs on the real clock)."""
+    return (date.today() + timedelta(days=offset)).isoformat()
+
+
+async def act_4_financing_cases_handed_over(demo: Demo) -> list[str]:
+    staff, loan = demo.staff, application(RD_LOAN)
+    # Staff act on cases once Envol has opened them: they wait for case.opened.
+    cases = [staff.application_id(application(key)) for key in (RD_LOAN, CLUB_CASE, GROWTH_CONTRACT)]
+    await demo.outcomes.wait_until(lambda: all(c in demo.outcomes.cases for c in cases), demo.deadline)
+    sent = [
+        await staff.on_case("envol.financing.case.assigned.v1", loan, f"assignment to {BANK}",
+                            partner=BANK, requested_cents=REQUESTED_CENTS, by=REVIEWERS[loan.cluster]),
+        await staff.on_case("envol.financing.requirement.added.v1", loan, "requirement: R&D progress report",
+                            requirement_id=PROGRESS_REPORT, kind="report", title="R&D progress report",
+                            due_on=day(30), owner=PRODUCER, gates_tranche=2),
+        # Due six weeks ago and still missing: Envol's clock reminds its owner, then escalates.
+        await staff.on_case("envol.financing.requirement.added.v1", loan,
+                            "requirement: annual accounts, long overdue", requirement_id=ANNUAL_ACCOUNTS,
+                            kind="report", title="annual accounts 2025", due_on=day(-45), owner=PRODUCER),
+        # Pégase runs its growth contracts itself: staff record the signature.
+        await staff.on_case("envol.growth.contract.signed.v1", application(GROWTH_CONTRACT),
+                            "growth contract signature", signed_on=day(), years=3,
+                            objectives=[
+                                {"objective_id": "export-40", "description": "40 % of turnover abroad"},
+                                {"objective_id": "mro-gulf", "description": "an MRO base in the Gulf"}],
+                            levers=[{"lever": "financing", "description": "equity round with regional funds",
+                                     "amount_cents": 2_500_000_00},
+                                    {"lever": "region", "description": "Région Sud innovation aid"}]),
+    ]
+    return await demo.answers(sent)
+
+
+async def act_5_the_bank_and_the_club(demo: Demo) -> list[str]:
+    bank, club = demo.bank, demo.club
+    loan, startup = application(RD_LOAN), application(CLUB_CASE)
+    sent = [
+        await bank.on_case("envol.loan.request.received.v1", loan, "loan request receipt",
+                           bank_reference=f"bg-2026-{demo.staff.run}", received_on=day()),
+        await bank.on_case("envol.loan.decided.v1", loan, "loan decision (granted)", decision="granted",
+                           decided_on=day(), reason="sound R&D plan in a project co-funded by Bpifrance",
+                           awarded_cents=AWARDED_CENTS, rate_bps=250, duration_months=60, tranches_planned=2),
+        await bank.on_case("envol.loan.tranche.disbursed.v1", loan, "tranche 1", tranche=1,
+                           amount_cents=TRANCHE_CENTS[0], disbursed_on=day()),
+        # Too early: tranche 2 waits for the R&D progress report, not complete yet. Envol refuses
+        # it with the reason, on envol.aerospace-valley.banque-garonne.event.rejected.
+        await bank.on_case("envol.loan.tranche.disbursed.v1", loan, "tranche 2, before the progress report",
+                           tranche=2, amount_cents=TRANCHE_CENTS[1], disbursed_on=day()),
+        # Investors are organisations, never persons.
+        await club.on_case("envol.club.introduction.made.v1", startup, "introduction to Garonne Ventures",
+                           investor="Garonne Ventures", introduced_on=day()),
+        await club.on_case("envol.club.pitch.scheduled.v1", startup, "pitch scheduled",
+                           session_id="pitch-toulouse-1", scheduled_on=day()),
+        await club.on_case("envol.club.pitch.held.v1", startup, "pitch held", session_id="pitch-toulouse-1",
+                           held_on=day(), investors_present=9),
+        await club.on_case("envol.club.interest.expressed.v1", startup, "interest of Garonne Ventures",
+                           investor="Garonne Ventures", expressed_on=day(), amount_cents=800_000_00),
+        await club.on_case("envol.club.round.closed.v1", startup, "round closed", closed_on=day(),
+                           amount_raised_cents=ROUND_CENTS, investors=["Garonne Ventures", "Sud Angels"]),
+    ]
+    return await demo.answers(sent)
+
+
+async def act_6_the_second_tranche(demo: Demo) -> list[str]:
+    loan = application(RD_LOAN)
+    # The progress report is in: staff say so, and once Envol has taken it the bank tries again.
+    missing = await demo.answers([await demo.staff.on_case(
+        "envol.financing.requirement.updated.v1", loan, "progress report complete",
+        requirement_id=PROGRESS_REPORT, status="complete", on=day(), note="milestones 1 to 3 met")])
+    if missing:
+        return missing
+    return await demo.answers([await demo.bank.on_case(
+        "envol.loan.tranche.disbursed.v1", loan, "tranche 2", tranche=2, amount_cents=TRANCHE_CENTS[1],
+        disbursed_on=day())])
+
+
+async def act_7_follow_up(demo: Demo) -> list[str]:
+    # Nobody publishes here: Envol's clock speaks. The annual accounts were due six weeks ago,
+    # so the "overdue" reminder fires at once, and the escalation (due a few business days
+    # after the reminder was due) right after it.
+    case_id = demo.staff.application_id(application(RD_LOAN))
+    if await demo.outcomes.wait_until(lambda: demo.outcomes.escalated(case_id, ANNUAL_ACCOUNTS),
+                                      demo.deadline):
+        return []
+    return [i for i, sent in demo.staff.sent.items()  # the requirement still waiting for its escalation
+            if sent.case == RD_LOAN and sent.label.startswith("requirement: annual accounts")]
+
+
+ACTS = (act_1_registrations_and_applications, act_2_reviews, act_3_participation,
+        act_4_financing_cases_handed_over, act_5_the_bank_and_the_club, act_6_the_second_tranche,
+        act_7_follow_up)
 
 
 # ---- the report --------------------------------------------------------------------------
@@ -422,6 +612,37 @@ TOLD = {"ineligible", "waitlisted", "denied", "withdrawn"}
 
 def spaced(siren: str) -> str:
     return f"{siren[:3]} {siren[3:6]} {siren[6:]}"
+
+
+MONEY = ("requested_cents", "awarded_cents", "disbursed_cents", "remaining_cents")
+
+
+def euros(cents: int) -> str:
+    return f"{cents // 100:,}.{cents % 100:02d} €"
+
+
+def financing_case(app: Application, case_id: str, tools: StaffTools, outcomes: Outcomes) -> dict[str, Any]:
+    """Where one financing case stands, and its story. `seq` (the stream sequence) orders the
+    facts, refusals, reminders and escalations as Envol recorded them."""
+    events = outcomes.cases[case_id]
+    last = events[-1]
+    follow_ups = outcomes.follow_ups.get(case_id, [])
+    return {
+        "case_id": case_id, "company": app.company, "cluster": app.cluster, "programme": app.programme,
+        "kind": last["kind"], "stage": last["stage"], "partner": last["partner"],
+        "closed": any(e["event"] == "closed" for e in events),
+        **{key: last[key] for key in MONEY},
+        "history": [{"seq": e["seq"], "fact": e.get("fact", f"case.{e['event']}"), "by": e["by"],
+                     "stage": e["stage"], "summary": e["summary"]} for e in events],
+        "refused": [{"seq": outcomes.rejections[i]["seq"], "event": sent.label, "type": sent.type,
+                     "by": sent.producer, "reason": outcomes.rejections[i]["reason"]}
+                    for i, sent in tools.sent.items() if sent.case == app.key and i in outcomes.rejections],
+        **{f"{kind}s": [{key: f.get(key) for key in ("seq", "reason", "due_on", "owner", "requirement_id",
+                                                     "checkpoint", "reminded_on", "detail")
+                         if key in f}
+                        for f in follow_ups if f["event"] == kind]
+           for kind in ("reminder", "escalation")},
+    }
 
 
 def build_report(tools: StaffTools, outcomes: Outcomes, missing: list[str], closed: int,
@@ -444,13 +665,15 @@ def build_report(tools: StaffTools, outcomes: Outcomes, missing: list[str], clos
             "transitions": [{"from": t["from_status"], "to": t["to_status"], "by": t["by"],
                              "reasons": t["reasons"]} for t in history],
         }
+    financing = {app.key: financing_case(app, tools.application_id(app), tools, outcomes)
+                 for app in APPLICATIONS if tools.application_id(app) in outcomes.cases}
     rejections = []
     for event_id, sent in tools.sent.items():
         if event_id in outcomes.rejections:
             rejection = outcomes.rejections[event_id]
             rejections.append({"event": sent.label, "type": sent.type, "cluster": sent.cluster,
-                               "company": sent.company, "reason": rejection["reason"],
-                               "dead_lettered": rejection["dead_lettered"]})
+                               "company": sent.company, "producer": sent.producer, "case": sent.case,
+                               "reason": rejection["reason"], "dead_lettered": rejection["dead_lettered"]})
     return {
         "run": tools.run,
         "complete": not missing,
@@ -459,6 +682,7 @@ def build_report(tools: StaffTools, outcomes: Outcomes, missing: list[str], clos
         "events_published": len(tools.sent),
         "companies": companies,
         "applications": applications,
+        "financing": financing,
         "rejections": rejections,
         "dead_letters_this_run": sum(r["dead_lettered"] for r in rejections),
         "dead_letters_total": dead_letters_total,
@@ -494,13 +718,15 @@ def print_report(report: dict[str, Any]) -> None:
                     if step["to"] in TOLD or promoted:
                         for reason in step["reasons"]:
                             out.append(f"      {'':<22}   {step['to']}: {reason}")
-        refused = [r for r in report["rejections"] if r["cluster"] == cluster]
+        # Refusals about a financing case are told with the case.
+        refused = [r for r in report["rejections"] if r["cluster"] == cluster and not r["case"]]
         if refused:
             out.append("  Refused events:")
             for rejection in refused:
                 kept = "dead-lettered" if rejection["dead_lettered"] else "not applied"
                 out.append(f"    ✗ {rejection['event']} [{rejection['type']}], {kept}")
                 out.append(f"        {rejection['reason']}")
+        out += financing_lines(report, cluster)
         out.append("")
     total = report["dead_letters_total"]
     out.append(f"{report['events_published']} events published; {len(report['rejections'])} refused, "
@@ -509,8 +735,34 @@ def print_report(report: dict[str, Any]) -> None:
     if report["unanswered"]:
         out.append(f"NO ANSWER YET for {len(report['unanswered'])} event(s): "
                    + "; ".join(report["unanswered"]))
-        out.append("Is the enrolment service running? (python3 envol.py up)")
+        out.append("Are the services running? (python3 envol.py up)")
     print("\n".join(out), flush=True)
+
+
+def financing_lines(report: dict[str, Any], cluster: str) -> list[str]:
+    cases = [case for case in report["financing"].values() if case["cluster"] == cluster]
+    if not cases:
+        return []
+    out = ["  Financing:"]
+    for case in cases:
+        company = report["companies"][case["company"]]["name"]
+        about = f" ({company}, {case['programme']})"  # said once, on the case's first line
+        served = f"served by {case['partner']}" if case["partner"] else "run by the cluster's staff"
+        closed = ", closed" if case["closed"] else ""
+        out.append(f"    {company}: {case['kind']} case {case['case_id']} ({case['programme']}), {served}, "
+                   f"stage {case['stage']}{closed}")
+        if case["requested_cents"] or case["awarded_cents"]:
+            out.append("        " + "   ".join(f"{key.removesuffix('_cents')} {euros(case[key])}"
+                                                 for key in MONEY))
+        story = [(h["seq"], f"· {h['summary']}  [{h['by']}]") for h in case["history"]]
+        story += [(r["seq"], f"✗ refused: {r['event'].removesuffix(about)}  [{r['by']}]\n"
+                             f"            {r['reason']}") for r in case["refused"]]
+        story += [(f["seq"], f"! reminder ({f['reason']}, owner {f['owner']}): {f['detail']}")
+                  for f in case["reminders"]]
+        story += [(f["seq"], f"!! escalation ({f['reason']}, reminded on {f['reminded_on']}): {f['detail']}")
+                  for f in case["escalations"]]
+        out += [f"        {line}" for _, line in sorted(story)]
+    return out
 
 
 # ---- main ----------------------------------------------------------------------------------
@@ -553,9 +805,12 @@ async def run_demo(nats_url: str, timeout_s: float) -> dict[str, Any]:
         await caught_up(outcomes, follower, timeout_s)
         closed = await close_earlier_runs(tools, outcomes, deadline)
         print(f"Demo run {run}: publishing to {nats_url}", flush=True)
-        for act in (act_1_registrations_and_applications, act_2_reviews, act_3_participation):
-            # Each act waits for Envol's answers to the previous one, as staff would.
-            missing = await outcomes.wait_for_answers(await act(tools), deadline)
+        demo = Demo(staff=tools, bank=PartnerSystem(js, run, BANK, f"/{BANK}/rd-loan-desk", tools.sent),
+                    club=PartnerSystem(js, run, CLUB, f"/{CLUB}/dealflow", tools.sent),
+                    outcomes=outcomes, deadline=deadline)
+        for act in ACTS:
+            # Each act waits for Envol's answers before the next, as partners would.
+            missing = await act(demo)
             print(f"  {act.__name__.removeprefix('act_').replace('_', ' ')}: "
                   f"{'answered' if not missing else f'{len(missing)} without answer'}", flush=True)
             if missing:

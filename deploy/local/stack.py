@@ -9,7 +9,8 @@
 - Streams and consumers: provisioned once here (the services provision again at start-up;
   it is idempotent).
 - Services: each one a child process, `<python> -m <its entry point>`, with its SQLite file
-  in the data dir and readable console logs on this terminal.
+  in the data dir and readable console logs on this terminal; timers (the financing
+  service's reminders) are checked every second (ENVOL_TIMER_INTERVAL_S, default here 1).
 - <data dir>/stack.json says where NATS is, so `python -m deploy.local.demo` finds it.
 
 Ctrl-C (SIGINT) or SIGTERM stops everything: the services first (SIGTERM: each finishes the
@@ -276,6 +277,9 @@ class Stack:
         env["ENVOL_DATA_DIR"] = str(self.data_dir)
         # Readable lines in a terminal; ENVOL_LOG_FORMAT=json still wins when set.
         env["ENVOL_LOG_FORMAT"] = os.environ.get("ENVOL_LOG_FORMAT", "console")
+        # Timers (reminders, escalations) are looked for every second rather than every 5 s:
+        # on a laptop the demo shows them at once. A value the user set still wins.
+        env["ENVOL_TIMER_INTERVAL_S"] = os.environ.get("ENVOL_TIMER_INTERVAL_S") or "1"
         return env
 
     def start_services(self) -> None:

@@ -70,6 +70,7 @@ class ServiceConsumer:
 CONSUMERS: dict[str, ServiceConsumer] = {
     "enrolment": ServiceConsumer("enrolment", tuple(e.type for e in contracts.enrolment.CONSUMED)),
     "financing": ServiceConsumer("financing", tuple(e.type for e in contracts.financing.CONSUMED)),
+    "export": ServiceConsumer("export", tuple(e.type for e in contracts.export.CONSUMED)),
 }
 
 

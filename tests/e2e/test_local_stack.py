@@ -152,6 +152,40 @@ def test_stack_runs_the_demo_and_stops_cleanly(tmp_path: Path) -> None:
         assert not mistake["dead_lettered"] and "cannot go from ineligible" in mistake["reason"]
         assert report["dead_letters_this_run"] == 2
 
+        # Financing: enrolment opened the cases, partners and staff took them on.
+        financing = report["financing"]
+        loan = financing["garonne-rd"]
+        assert loan["case_id"] == apps["garonne-rd"]["id"]
+        assert (loan["kind"], loan["partner"], loan["stage"]) == ("rd_loan", "banque-garonne", "disbursed")
+        assert 0 < loan["awarded_cents"] <= loan["requested_cents"]
+        assert loan["disbursed_cents"] == loan["awarded_cents"] and loan["remaining_cents"] == 0
+        tranches = [h["summary"] for h in loan["history"] if h["fact"] == "loan.tranche.disbursed"]
+        assert [t.split(" of ")[0] for t in tranches] == ["tranche 1", "tranche 2"]
+        # Tranche 2 tried before the progress report gating it was complete: refused, with why.
+        (early,) = loan["refused"]
+        assert early["by"] == "banque-garonne" and early["type"] == "envol.loan.tranche.disbursed.v1"
+        assert "tranche 2" in early["reason"] and "waits for requirement progress-report-1" in early["reason"]
+        assert early["event"] in {r["event"] for r in report["rejections"] if not r["dead_lettered"]}
+        # The annual accounts, due six weeks before today: reminded as overdue, then escalated.
+        assert [(f["reason"], f["requirement_id"]) for f in loan["reminders"]] == [
+            ("requirement_overdue", "annual-accounts-2025")]
+        (escalation,) = loan["escalations"]
+        assert escalation["reason"] == "requirement_overdue"
+        assert escalation["requirement_id"] == "annual-accounts-2025"
+        assert loan["reminders"][0]["seq"] < escalation["seq"]
+
+        assert apps["lauragais-club"]["path"] == ["applied", "eligible", "enrolled"]
+        club = financing["lauragais-club"]
+        assert (club["kind"], club["partner"], club["stage"]) == (
+            "investors_club", "av-investors-club", "round_closed")
+        assert club["awarded_cents"] == club["disbursed_cents"] == 120_000_000
+        assert [h["fact"] for h in club["history"]][-1] == "club.round.closed"
+        assert "round of 1,200,000.00 € closed" in club["history"][-1]["summary"]
+        assert not club["refused"]
+        assert financing["marignane-growth"]["stage"] == "signed"
+        # The withdrawn growth contract's case closed with it; the promoted one's opened.
+        assert financing["var-growth"]["closed"] and financing["durance-growth"]["stage"] == "opened"
+
         async def dead_letter_count() -> int:
             async with connected(state["nats_url"]) as nc:
                 return len(await dead_letters(nc))
@@ -160,6 +194,8 @@ def test_stack_runs_the_demo_and_stops_cleanly(tmp_path: Path) -> None:
         output = stack.output()
         assert STARTED in output and state["nats_url"] in output
         assert "enrolled: place freed by application" in output
+        assert "✗ refused: tranche 2, before the progress report  [banque-garonne]" in output
+        assert "!! escalation (requirement_overdue" in output
 
         # A second run against the same stack tells the same story: it first closes what the
         # first run left live.
@@ -170,8 +206,14 @@ def test_stack_runs_the_demo_and_stops_cleanly(tmp_path: Path) -> None:
         )
         assert again.returncode == 0, again.stdout + again.stderr
         second = json.loads((tmp_path / "again.json").read_text())
-        assert second["closed_from_earlier_runs"] == 8
+        assert second["closed_from_earlier_runs"] == 9
         assert second["applications"]["durance-growth"]["path"] == apps["durance-growth"]["path"]
+        # Fresh case ids: the same financing story again.
+        again_loan = second["financing"]["garonne-rd"]
+        assert again_loan["case_id"] != loan["case_id"]
+        assert (again_loan["stage"], len(again_loan["refused"]), len(again_loan["escalations"])) == (
+            "disbursed", 1, 1)
+        assert second["financing"]["lauragais-club"]["stage"] == "round_closed"
         assert second["run"] != report["run"]
 
         assert stack.interrupt() == 0, stack.output() + stack.logs()[-4000:]

@@ -36,7 +36,7 @@ async def follow_ups(nc) -> list[tuple[str, str, str | None]]:
     found = await events_of(nc, "envol.*.financing.>")
     return [(e["type"].split(".")[2], e["data"]["reason"], e["data"].get("requirement_id")
              or e["data"].get("checkpoint")) for e in found
-            if e["type"] in ("envol.financing.reminder.due.v1", "envol.financing.escalation.raised.v1")]
+            if e["type"] in ("envol.case.reminder.due.v1", "envol.case.escalation.raised.v1")]
 
 
 async def fired(database_url: str) -> int:
@@ -88,7 +88,7 @@ async def test_reminders_fire_after_a_restart_once_then_escalate(nc, start_servi
     expected += [("escalation", "requirement_overdue", "progress-report")]
     assert await wait_for(lambda: _equal(follow_ups(nc), expected)) == expected
     escalation = next(e["data"] for e in await events_of(nc, "envol.*.financing.>")
-                      if e["type"] == "envol.financing.escalation.raised.v1")
+                      if e["type"] == "envol.case.escalation.raised.v1")
     assert escalation["reminded_on"] == overdue_on.isoformat()  # when the service, back, reminded
     assert f"is still open, due since {due_on}" in escalation["detail"]
 

@@ -134,7 +134,7 @@ async def review_milestone(event: events.GrowthMilestoneReviewed, ctx: Ctx, part
         at=at, by=by))
 
 
-async def record_support_action(event: events.SupportActionRecorded, ctx: Ctx, partners: Partners,
+async def record_financing_action(event: events.FinancingActionRecorded, ctx: Ctx, partners: Partners,
                                 follow_up: FollowUp) -> None:
     case = await _for_staff(event.case_id, ctx, partners)
     _apply(ctx, case, follow_up, lambda at, by: case.record_action(
@@ -290,7 +290,7 @@ HANDLERS: Mapping[type[EventData], Any] = {
     events.CheckpointRecorded: record_checkpoint,
     events.GrowthContractSigned: sign_growth_contract,
     events.GrowthMilestoneReviewed: review_milestone,
-    events.SupportActionRecorded: record_support_action,
+    events.FinancingActionRecorded: record_financing_action,
     events.LoanRequestReceived: receive_loan_request,
     events.LoanDecided: decide_loan,
     events.LoanTrancheDisbursed: disburse_tranche,

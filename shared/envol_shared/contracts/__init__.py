@@ -3,13 +3,14 @@
 Importing this package registers every event type, so any service can parse any event.
 """
 
-from envol_shared.contracts import enrolment, financing
+from envol_shared.contracts import enrolment, export, financing
 
 # Which service alone publishes each of its events: they live under its producer token
 # (envol.<cluster>.<service>.<event>), and nobody else has a stream to publish them on.
 PUBLISHED_BY: dict[str, str] = {
     **{event.type: "enrolment" for event in enrolment.PUBLISHED},
     **{event.type: "financing" for event in financing.PUBLISHED},
+    **{event.type: "export" for event in export.PUBLISHED},
 }
 
-__all__ = ["PUBLISHED_BY", "enrolment", "financing"]
+__all__ = ["PUBLISHED_BY", "enrolment", "export", "financing"]

@@ -124,10 +124,10 @@ class GrowthMilestoneReviewed(EventData):
 
 
 @event_type
-class SupportActionRecorded(EventData):
+class FinancingActionRecorded(EventData):
     """ASTech's private-financing support: an action, and what came of it."""
 
-    type: ClassVar[str] = "envol.support.action.recorded.v1"
+    type: ClassVar[str] = "envol.financing.action.recorded.v1"
 
     case_id: Token
     action: Text
@@ -280,21 +280,21 @@ class CaseEvent(EventData):
 
 @event_type
 class CaseOpened(CaseEvent):
-    type: ClassVar[str] = "envol.financing.case.opened.v1"
+    type: ClassVar[str] = "envol.case.opened.v1"
 
 
 @event_type
 class CaseProgressed(CaseEvent):
     """A partner's or staff's fact was accepted; `fact` names it (``loan.decided``...)."""
 
-    type: ClassVar[str] = "envol.financing.case.progressed.v1"
+    type: ClassVar[str] = "envol.case.progressed.v1"
 
     fact: str
 
 
 @event_type
 class CaseClosed(CaseEvent):
-    type: ClassVar[str] = "envol.financing.case.closed.v1"
+    type: ClassVar[str] = "envol.case.closed.v1"
 
 
 FollowUpReason = Literal["requirement_due_soon", "requirement_overdue", "case_stale", "checkpoint_due"]
@@ -318,20 +318,20 @@ class FollowUp(EventData):
 
 @event_type
 class ReminderDue(FollowUp):
-    type: ClassVar[str] = "envol.financing.reminder.due.v1"
+    type: ClassVar[str] = "envol.case.reminder.due.v1"
 
 
 @event_type
 class EscalationRaised(FollowUp):
     """A reminder went unanswered: the cluster's management should step in."""
 
-    type: ClassVar[str] = "envol.financing.escalation.raised.v1"
+    type: ClassVar[str] = "envol.case.escalation.raised.v1"
 
     reminded_on: date
 
 
 STAFF_EVENTS = (CaseAssigned, RequirementAdded, RequirementUpdated, CheckpointRecorded,
-                GrowthContractSigned, GrowthMilestoneReviewed, SupportActionRecorded)
+                GrowthContractSigned, GrowthMilestoneReviewed, FinancingActionRecorded)
 BANK_EVENTS = (LoanRequestReceived, LoanDecided, LoanTrancheDisbursed)
 CLUB_EVENTS = (InvestorIntroduced, PitchScheduled, PitchHeld, InterestExpressed, RoundClosed)
 COACH_EVENTS = (CoachingSessionHeld, DeliverableDelivered)

@@ -445,7 +445,7 @@ class FinancingCase:
             summary += f" ({euros(amount_cents)} obtained)"
         elif self.stage == "opened":
             self.stage = "in_progress"
-        return self._record(at, "support.action.recorded", by, summary)
+        return self._record(at, "financing.action.recorded", by, summary)
 
     # ---- requirements ---------------------------------------------------------------------------------
 
