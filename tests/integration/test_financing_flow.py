@@ -109,7 +109,7 @@ async def test_an_rd_loan_granted_and_disbursed_in_two_tranches(nc, financing, d
     assert "exceeds the 200,000.00 € remaining of the 450,000.00 € awarded" in refused[1]["reason"]
     progressed = await wait_for(lambda: _at_least(case_events(nc, case, "case.progressed.v1"), 7))
     assert [(e["data"]["fact"], e["data"]["stage"]) for e in progressed][-3:] == [
-        ("loan.tranche.disbursed", "disbursing"), ("requirement.updated", "disbursing"),
+        ("loan.tranche.disbursed", "disbursing"), ("financing.requirement.updated", "disbursing"),
         ("loan.tranche.disbursed", "disbursed")]
     assert progressed[-1]["data"]["remaining_cents"] == 0
     # Every event of the case continues the company's journey, caused by what the partner sent.
@@ -277,7 +277,8 @@ async def test_queries_answer_case_company_and_errors(nc, financing, database_ur
     answer = await ask(nc, "case", {"case_id": case})
     state = answer["case"]
     assert (state["stage"], state["partner"], state["requested_cents"]) == ("requested", BANK, 10_000_000)
-    assert [h["fact"] for h in state["history"]] == ["case.opened", "case.assigned"]
+    assert [h["fact"] for h in state["history"]] == ["case.opened", "financing.case.assigned"]
+    assert state["history"][1]["by"] == "av-staff-1"  # the staff member, not just "staff"
     assert {f["kind"] for f in state["follow_up"]} == {"case_stale", "checkpoint"}
     company = await ask(nc, "company", {"company_id": f"{siren[:3]} {siren[3:6]} {siren[6:]}"})
     assert [c["case_id"] for c in company["cases"]] == [case]

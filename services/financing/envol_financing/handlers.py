@@ -86,8 +86,9 @@ async def assign_case(event: events.CaseAssigned, ctx: Ctx, partners: Partners,
         offered = ", ".join(p.id for p in partners.serving(case.cluster, needed))
         raise Rejected(f"{event.partner} is not a {needed.value} serving {case.cluster}; "
                        f"those are: {offered}")
-    _apply(ctx, case, follow_up, lambda at, by: case.assign(
-        partner=event.partner, requested_cents=event.requested_cents, at=at, by=by))
+    # Recorded under the staff member who assigned it (an id, not a name).
+    _apply(ctx, case, follow_up, lambda at, _producer: case.assign(
+        partner=event.partner, requested_cents=event.requested_cents, at=at, by=event.by))
 
 
 async def add_requirement(event: events.RequirementAdded, ctx: Ctx, partners: Partners,

@@ -119,9 +119,12 @@ class Partners:
         clusters = []
         for path in files:
             try:
-                clusters.append(ClusterPartners.model_validate(tomllib.loads(path.read_text("utf-8"))))
+                entry = ClusterPartners.model_validate(tomllib.loads(path.read_text("utf-8")))
             except (tomllib.TOMLDecodeError, ValidationError) as exc:
                 raise PartnersError(f"{path}: {exc}") from None
-        if len({c.cluster for c in clusters}) != len(clusters):
-            raise PartnersError(f"two files in {directory} describe the same cluster")
+            # One file per cluster, named after it: a typo in either shows at start.
+            if path.stem != entry.cluster:
+                raise PartnersError(f"{path}: describes cluster {entry.cluster!r}; name the file "
+                                    f"{entry.cluster}.toml")
+            clusters.append(entry)
         return cls(clusters)

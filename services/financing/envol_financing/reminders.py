@@ -19,7 +19,7 @@ from functools import partial
 from typing import Any
 
 from envol_financing.domain.follow_up import FollowUpCalendar
-from envol_financing.domain.model import CHECKPOINT_MONTHS, FinancingCase, Requirement
+from envol_financing.domain.model import CHECKPOINT_ORDER, FinancingCase, Requirement
 from envol_financing.partners import Partners
 from envol_financing.unit_of_work import FinancingUnitOfWork
 from envol_shared.calendar import BusinessCalendar, paris_date
@@ -28,7 +28,6 @@ from envol_shared.event_log import Timer, Timers
 from envol_shared.timers import TimerContext, TimerHandler
 
 TCtx = TimerContext[FinancingUnitOfWork]
-CHECKPOINTS = ("baseline", *CHECKPOINT_MONTHS)
 
 
 class FollowUp:
@@ -44,7 +43,7 @@ class FollowUp:
     def case_opened(self, timers: Timers, case: FinancingCase) -> None:
         self.news(timers, case)
         dates = self.dates(case)
-        for name in CHECKPOINTS:
+        for name in CHECKPOINT_ORDER:
             due_on = dates.checkpoint_due_on(name, opened_at=case.opened_at, enrolled_at=case.enrolled_at)
             timers.schedule(f"{case.id}:checkpoint:{name}", "checkpoint", dates.at(due_on),
                             {"case_id": case.id, "checkpoint": name, "step": "remind",

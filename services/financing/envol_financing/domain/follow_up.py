@@ -50,8 +50,8 @@ class FollowUpCalendar:
 
     def checkpoint_due_on(self, name: str, *, opened_at: datetime, enrolled_at: datetime) -> date:
         if name == "baseline":
-            return self.calendar.add_business_days(paris_date(opened_at),
-                                                   self.policy.baseline_within_business_days)
+            return self.calendar.on_or_after(self.calendar.add_business_days(
+                paris_date(opened_at), self.policy.baseline_within_business_days))
         return self.calendar.on_or_after(add_months(paris_date(enrolled_at), CHECKPOINT_MONTHS[name]))
 
     def at(self, day: date) -> datetime:

@@ -72,6 +72,7 @@ REQUIREMENT_MOVES: dict[RequirementStatus, frozenset[RequirementStatus]] = {
     RequirementStatus.ABANDONED: frozenset(),
 }
 CHECKPOINT_MONTHS = {"month_6": 6, "month_12": 12, "month_24": 24}
+CHECKPOINT_ORDER = ("baseline", *CHECKPOINT_MONTHS)
 
 
 def euros(cents: int) -> str:
@@ -164,6 +165,10 @@ class FinancingCase:
     def is_closed(self) -> bool:
         return self.closed_at is not None
 
+    @property
+    def tranches_planned(self) -> int | None:
+        return self.details.get("terms", {}).get("tranches_planned")
+
     def requirement(self, requirement_id: str) -> Requirement:
         for requirement in self.requirements:
             if requirement.requirement_id == requirement_id:
@@ -238,7 +243,7 @@ class FinancingCase:
         if requested_cents is not None:
             self.requested_cents = requested_cents
         amount = f" for {euros(requested_cents)}" if requested_cents is not None else ""
-        return self._record(at, "case.assigned", by, f"assigned to {partner}{amount}")
+        return self._record(at, "financing.case.assigned", by, f"assigned to {partner}{amount}")
 
     # ---- R&D loans ---------------------------------------------------------------------------
 
@@ -283,6 +288,10 @@ class FinancingCase:
                               f"stage {self.stage}")
         self._require_stage("a disbursement", "granted", "disbursing")
         expected = len(self.tranches) + 1
+        planned = self.tranches_planned
+        if planned is not None and tranche > planned:
+            raise DomainError(f"the loan of case {self.id} was granted in {planned} tranche(s): "
+                              f"there is no tranche {tranche}")
         if tranche != expected:
             done = "already disbursed" if tranche < expected else f"comes after tranche {expected}"
             raise DomainError(f"tranche {tranche} of case {self.id} {done}; the next is tranche {expected}")
@@ -290,8 +299,8 @@ class FinancingCase:
             raise DomainError(f"tranche {tranche} of {euros(amount_cents)} exceeds the "
                               f"{euros(self.remaining_cents)} remaining of the "
                               f"{euros(self.awarded_cents)} awarded on case {self.id}")
-        gates = [r for r in self.requirements if r.gates_tranche == tranche and r.status is not
-                 RequirementStatus.COMPLETE]
+        # An abandoned requirement no longer holds anything back: staff dropped it.
+        gates = [r for r in self.requirements if r.gates_tranche == tranche and not r.is_done]
         if gates:
             waiting = ", ".join(f"{r.requirement_id} ({r.kind} '{r.title}', {r.status.value})"
                                 for r in gates)
@@ -332,6 +341,7 @@ class FinancingCase:
                    by: str) -> CaseEntry:
         self._require_open()
         self._require_kind(CaseKind.INVESTORS_CLUB)
+        self._require_stage("a pitch session", "pitching")
         session = self.details.get("pitch_sessions", {}).get(session_id)
         if session is None:
             raise DomainError(f"pitch session {session_id} was never scheduled on case {self.id}")
@@ -455,12 +465,17 @@ class FinancingCase:
             raise DomainError(f"case {self.id} already has a requirement {requirement.requirement_id}")
         if requirement.gates_tranche is not None:
             self._require_kind(CaseKind.RD_LOAN)
+            if self.stage == "refused":
+                raise DomainError(f"the loan of case {self.id} was refused: it has no tranche to gate")
+            if self.tranches_planned is not None and requirement.gates_tranche > self.tranches_planned:
+                raise DomainError(f"the loan of case {self.id} was granted in {self.tranches_planned} "
+                                  f"tranche(s): there is no tranche {requirement.gates_tranche} to gate")
             if requirement.gates_tranche <= len(self.tranches):
                 raise DomainError(f"tranche {requirement.gates_tranche} of case {self.id} is already "
                                   "disbursed: a requirement can no longer gate it")
         self.requirements.append(requirement)
         gate = f", gating tranche {requirement.gates_tranche}" if requirement.gates_tranche else ""
-        return self._record(at, "requirement.added", by,
+        return self._record(at, "financing.requirement.added", by,
                             f"{requirement.kind} '{requirement.title}' due {requirement.due_on} "
                             f"({requirement.owner}){gate}")
 
@@ -475,7 +490,7 @@ class FinancingCase:
         requirement.status = status
         if status is RequirementStatus.COMPLETE:
             requirement.completed_on = on
-        return self._record(at, "requirement.updated", by,
+        return self._record(at, "financing.requirement.updated", by,
                             f"requirement {requirement_id} {status.value}" + (f": {note}" if note else ""))
 
     # ---- outcome checkpoints -------------------------------------------------------------------------
@@ -487,13 +502,20 @@ class FinancingCase:
         baseline = self.checkpoint("baseline")
         if checkpoint.name != "baseline" and baseline is None:
             raise DomainError(f"record the baseline of case {self.id} before checkpoint {checkpoint.name}")
-        if baseline is not None and checkpoint.raised_to_date_cents < baseline.raised_to_date_cents:
-            raise DomainError(f"raised to date {euros(checkpoint.raised_to_date_cents)} is less than "
-                              f"the {euros(baseline.raised_to_date_cents)} of the baseline of case "
-                              f"{self.id}")
+        # Raised to date only grows: each checkpoint lies between its neighbours in time.
+        order = CHECKPOINT_ORDER.index(checkpoint.name)
+        for other in self.checkpoints:
+            earlier = CHECKPOINT_ORDER.index(other.name) < order
+            if (checkpoint.raised_to_date_cents < other.raised_to_date_cents if earlier
+                    else checkpoint.raised_to_date_cents > other.raised_to_date_cents):
+                relation = "less" if earlier else "more"
+                raise DomainError(f"raised to date {euros(checkpoint.raised_to_date_cents)} at "
+                                  f"{checkpoint.name} is {relation} than the "
+                                  f"{euros(other.raised_to_date_cents)} recorded at {other.name} on case "
+                                  f"{self.id}: it is a running total")
         self.checkpoints.append(checkpoint)
         raised = checkpoint.raised_to_date_cents
         obtained = "" if baseline is None else (
             f", {euros(raised - baseline.raised_to_date_cents)} since opening")
-        return self._record(at, "checkpoint.recorded", by,
+        return self._record(at, "financing.checkpoint.recorded", by,
                             f"{checkpoint.name}: {euros(raised)} raised to date{obtained}")
