@@ -3,7 +3,7 @@
     python workers.py <kind> '<json config>'
 
 kinds: ``raw`` (nats-py pull + ack), ``naive`` (FastStream, one transaction per message),
-``service`` (the enrolment service: RunningService + bootstrap()).
+``service`` (an Envol service, ``enrolment`` or ``financing``: RunningService + its bootstrap()).
 
 A worker writes JSON lines on stdout: ``{"ready": ...}`` once it is consuming, then one
 ``{"result": ...}`` with its figures and its own peak RSS (VmHWM) just before it exits.
@@ -79,7 +79,7 @@ async def raw(config: dict[str, Any]) -> None:
 async def naive(config: dict[str, Any]) -> None:
     import sqlalchemy as sa
     from faststream.middlewares import AckPolicy
-    from faststream.nats import JStream, NatsBroker, NatsMessage, PullSub
+    from faststream.nats import ConsumerConfig, JStream, NatsBroker, NatsMessage, PullSub
     from sqlalchemy.ext.asyncio import async_sessionmaker
     from sqlalchemy.orm import DeclarativeBase, mapped_column
 
@@ -125,7 +125,7 @@ async def naive(config: dict[str, Any]) -> None:
                                  received_at=now()))
 
     @broker.subscriber(
-        config["subject"],
+        config=ConsumerConfig(filter_subjects=config["filters"]),  # the workload's subjects
         stream=JStream(EVENTS_STREAM, declare=False),
         durable=config["durable"],
         pull_sub=PullSub(batch_size=config["batch_size"], timeout=1.0),
@@ -158,7 +158,7 @@ async def naive(config: dict[str, Any]) -> None:
                  "duplicates": state["duplicates"], "peak_rss_kib": peak_rss_kib()})
 
 
-# ---- (c) the enrolment service -------------------------------------------------------
+# ---- (c) an Envol service -----------------------------------------------------------
 
 
 class Progress:
@@ -265,11 +265,8 @@ def install_probes(progress: Progress) -> None:
 
 
 async def service(config: dict[str, Any]) -> None:
-    import sqlalchemy as sa
+    import importlib
 
-    from envol_enrolment.bootstrap import bootstrap
-    from envol_shared.database import create_engine
-    from envol_shared.event_log import inbox, outbox
     from envol_shared.logging import configure_logging
     from envol_shared.service import RunningService, Settings
 
@@ -283,8 +280,10 @@ async def service(config: dict[str, Any]) -> None:
     install_probes(progress)
     gc_pauses = GcPauses()
 
-    running = RunningService(bootstrap(), Settings("enrolment", config["nats_url"],
-                                                   config["database_url"], config["batch_size"]))
+    name = config["service"]
+    bootstrap = importlib.import_module(f"envol_{name}.bootstrap").bootstrap
+    running = RunningService(bootstrap(), Settings(name, config["nats_url"], config["database_url"],
+                                                   config["batch_size"]))
     await running.start()  # migrations and provisioning done; the consumer task is created
     if profiler is not None:
         profiler.enable()
@@ -322,17 +321,37 @@ async def service(config: dict[str, Any]) -> None:
     result["batches"] = progress.stats()
     result["gc"] = gc_pauses.stats()
     await running.stop()
-    # Check against the database itself that every event was committed and relayed once.
-    engine = create_engine(config["database_url"])
-    async with engine.connect() as connection:
-        result["inbox_rows"] = (await connection.execute(
-            sa.select(sa.func.count()).select_from(inbox))).scalar_one()
-        result["outbox_published"] = (await connection.execute(
-            sa.select(sa.func.count()).select_from(outbox).where(
-                outbox.c.published_at.is_not(None)))).scalar_one()
-    await engine.dispose()
+    result.update(await event_log_counts(config["database_url"]))
     result["peak_rss_kib"] = peak_rss_kib()
     emit(result=result)
+
+
+async def event_log_counts(database_url: str) -> dict[str, Any]:
+    """What the service's own database says it did: inbox rows by outcome, outbox rows
+    published, timers pending and fired (the harness checks them against the workload)."""
+    import sqlalchemy as sa
+
+    from envol_shared.database import create_engine
+    from envol_shared.event_log import inbox, outbox, timers
+
+    engine = create_engine(database_url)
+    try:
+        async with engine.connect() as connection:
+            async def count(table: sa.Table, *where: Any) -> int:
+                query = sa.select(sa.func.count()).select_from(table).where(*where)
+                return int((await connection.execute(query)).scalar_one())
+
+            outcomes = {outcome: n for outcome, n in await connection.execute(
+                sa.select(inbox.c.outcome, sa.func.count()).group_by(inbox.c.outcome))}
+            return {
+                "inbox_rows": sum(outcomes.values()),
+                "inbox_outcomes": outcomes,
+                "outbox_published": await count(outbox, outbox.c.published_at.is_not(None)),
+                "timers_pending": await count(timers, timers.c.fired_at.is_(None)),
+                "timers_fired": await count(timers, timers.c.fired_at.is_not(None)),
+            }
+    finally:
+        await engine.dispose()
 
 
 KINDS = {"raw": raw, "naive": naive, "service": service}

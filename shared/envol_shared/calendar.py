@@ -21,9 +21,15 @@ WORKDAY_START = time(9, 0)
 class BusinessCalendar:
     def __init__(self, subdivision: str | None = None) -> None:
         self._holidays = holidays.country_holidays("FR", subdiv=subdivision)
+        # Day arithmetic walks day by day: each day is looked up once (the benchmark showed
+        # the holiday lookups among the service's top costs).
+        self._business: dict[date, bool] = {}
 
     def is_business_day(self, day: date) -> bool:
-        return day.weekday() < 5 and day not in self._holidays
+        known = self._business.get(day)
+        if known is None:
+            known = self._business[day] = day.weekday() < 5 and day not in self._holidays
+        return known
 
     def holiday_name(self, day: date) -> str | None:
         return self._holidays.get(day)

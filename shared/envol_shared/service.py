@@ -11,12 +11,13 @@ import contextlib
 import gc
 import os
 import signal
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import nats
+import sqlalchemy as sa
 import structlog
 from nats.aio.client import Client
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -24,11 +25,15 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from envol_shared.consumer import EventConsumer, Handler
 from envol_shared.database import create_engine, migrate, sqlite_url
 from envol_shared.events import EventData, now
+from envol_shared.health import HealthServer
 from envol_shared.queries import Query, QueryResponder
 from envol_shared.relay import OutboxRelay
 from envol_shared.timers import Clock, TimerHandler, TimerScheduler
 from envol_shared.topology import CONSUMERS, provision
 from envol_shared.unit_of_work import UnitOfWork
+
+# The secrets of .env.example: a stack still holding them refuses to start.
+PLACEHOLDER_SECRET = "change-me"
 
 
 @dataclass(frozen=True)
@@ -40,9 +45,17 @@ class Settings:
     database_url: str
     batch_size: int
     timer_interval_s: float = 5.0
+    health_port: int | None = None  # no health endpoint unless asked (containers set 8080)
+    # Create or update streams and consumers at start. Off where a one-shot container does it
+    # and the service's NATS user may not touch the JetStream configuration.
+    provision: bool = True
 
     @classmethod
     def from_env(cls, service: str) -> Settings:
+        for name, value in os.environ.items():
+            if name.startswith("ENVOL_") and PLACEHOLDER_SECRET in value.lower():
+                raise SystemExit(f"{name} still holds a placeholder secret ({PLACEHOLDER_SECRET}) from "
+                                 ".env.example: set real secrets in .env before starting Envol")
         data_dir = Path(os.environ.get("ENVOL_DATA_DIR", ".envol"))
         database_url = os.environ.get(f"ENVOL_{service.upper()}_DATABASE_URL") or os.environ.get(
             "ENVOL_DATABASE_URL"
@@ -56,6 +69,8 @@ class Settings:
             database_url=database_url,
             batch_size=int(os.environ.get("ENVOL_BATCH_SIZE", "256")),
             timer_interval_s=float(os.environ.get("ENVOL_TIMER_INTERVAL_S", "5")),
+            health_port=int(os.environ["ENVOL_HEALTH_PORT"]) if os.environ.get("ENVOL_HEALTH_PORT") else None,
+            provision=os.environ.get("ENVOL_PROVISION", "true").lower() not in ("false", "0", "no"),
         )
 
 
@@ -69,6 +84,9 @@ class ServiceDefinition:
     handlers: Mapping[type[EventData], Handler]
     queries: Mapping[str, Query] = field(default_factory=dict)
     timer_handlers: Mapping[str, TimerHandler] = field(default_factory=dict)
+    # Run once at start, after the migrations and before consuming, with a way to open units
+    # of work: brings rows that mirror the service's configuration up to date (export's units).
+    on_start: Callable[[Callable[[], UnitOfWork]], Awaitable[None]] | None = None
 
 
 class RunningService:
@@ -87,11 +105,20 @@ class RunningService:
         self.nc: Client | None = None
         self.engine: AsyncEngine | None = None
         self.queries: QueryResponder | None = None
+        self.health: HealthServer | None = None
 
     async def start(self) -> None:
         definition, settings = self.definition, self.settings
         self.engine = create_engine(settings.database_url)
-        await migrate(self.engine, definition.migrations)
+        engine = self.engine
+        if settings.health_port is not None:
+            # Alive from the first moment; ready once NATS is connected and the database answers.
+            self.health = HealthServer(port=settings.health_port, checks={
+                "nats": self._nats_connected, "database": self._database_answers})
+            await self.health.start()
+        await migrate(engine, definition.migrations)
+        if definition.on_start is not None:
+            await definition.on_start(lambda: definition.uow_factory(engine))
         self.nc = await nats.connect(
             settings.nats_url,
             name=f"envol-{definition.name}",
@@ -99,9 +126,9 @@ class RunningService:
             reconnect_time_wait=1,
         )
         js = self.nc.jetstream()
-        await provision(js)
+        if settings.provision:
+            await provision(js)
         relay = OutboxRelay(js=js, engine=self.engine, service=definition.name)
-        engine = self.engine
         consumer = EventConsumer(
             js=js,
             consumer=CONSUMERS[definition.name],
@@ -164,7 +191,18 @@ class RunningService:
             await self.nc.close()
         if self.engine is not None:
             await self.engine.dispose()
+        if self.health is not None:
+            await self.health.stop()
         self.log.info("service.stopped")
+
+    async def _nats_connected(self) -> bool:
+        return self.nc is not None and self.nc.is_connected
+
+    async def _database_answers(self) -> bool:
+        assert self.engine is not None
+        async with self.engine.connect() as connection:
+            await connection.execute(sa.text("select 1"))
+        return True
 
 
 def _without_credentials(url: str) -> str:

@@ -2,20 +2,40 @@
 
 from __future__ import annotations
 
+import json
+import math
 import re
 import subprocess
 import sys
 from pathlib import Path
 
 BENCH = Path(__file__).parents[2] / "bench" / "run"
+FIGURES = r"events_per_s=(\S+) vs_naive=(\S+) vs_raw=(\S+) p99_ms=(\S+)"
 
 
-def test_the_quick_benchmark_runs_and_ends_with_its_machine_readable_line(tmp_path):
+def test_the_quick_benchmark_measures_both_services_and_ends_with_their_machine_readable_lines(tmp_path):
     result = subprocess.run(
         [sys.executable, str(BENCH), "--quick", "--no-postgres", "--results-dir", str(tmp_path)],
-        capture_output=True, text=True, timeout=240,
+        capture_output=True, text=True, timeout=420,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    last = result.stdout.strip().splitlines()[-1]
-    assert re.fullmatch(r"events_per_s=\S+ vs_naive=\S+ vs_raw=\S+ p99_ms=\S+", last), last
-    assert list(tmp_path.glob("*.json")), "the run's figures are kept as JSON"
+    *_, financing_line, last = result.stdout.strip().splitlines()
+    assert re.fullmatch(FIGURES, last), last  # enrolment's, last as it always was
+    financing = re.fullmatch("financing " + FIGURES, financing_line)
+    assert financing, financing_line
+    assert all(float(figure) > 0 for figure in financing.groups()), financing_line  # no nan
+
+    documents = list(tmp_path.glob("*.json"))
+    assert documents, "the run's figures are kept as JSON"
+    results = json.loads(documents[0].read_text())["results"]
+    for phase in ("a-financing", "b-financing-sqlite", "c-financing-sqlite"):
+        assert results[phase]["events_per_s"] > 0, results[phase]
+    latency = results["latency-financing-sqlite"]
+    assert latency["missing_after_30s"] == 0, latency
+    assert 0 < latency["end_to_end"]["p99_ms"] < math.inf
+    by_event = latency["end_to_end_by_event"]
+    assert set(by_event) == {"application.enrolled", "club.introduction.made"}
+    assert all(figures["samples"] > 0 for figures in by_event.values())
+    headline = results["financing_headline"]
+    assert headline["database"] == "sqlite"
+    assert all(headline[figure] > 0 for figure in ("events_per_s", "vs_naive", "vs_raw", "p99_ms"))
