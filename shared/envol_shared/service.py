@@ -49,6 +49,9 @@ class Settings:
     # Create or update streams and consumers at start. Off where a one-shot container does it
     # and the service's NATS user may not touch the JetStream configuration.
     provision: bool = True
+    # Reply subjects of this service's requests (JetStream acknowledgements...): under NATS
+    # permissions each user gets its own prefix, so no one reads another's replies.
+    nats_inbox_prefix: str = "_INBOX"
 
     @classmethod
     def from_env(cls, service: str) -> Settings:
@@ -71,6 +74,7 @@ class Settings:
             timer_interval_s=float(os.environ.get("ENVOL_TIMER_INTERVAL_S", "5")),
             health_port=int(os.environ["ENVOL_HEALTH_PORT"]) if os.environ.get("ENVOL_HEALTH_PORT") else None,
             provision=os.environ.get("ENVOL_PROVISION", "true").lower() not in ("false", "0", "no"),
+            nats_inbox_prefix=os.environ.get("ENVOL_NATS_INBOX_PREFIX", "_INBOX"),
         )
 
 
@@ -124,6 +128,7 @@ class RunningService:
             name=f"envol-{definition.name}",
             max_reconnect_attempts=-1,
             reconnect_time_wait=1,
+            inbox_prefix=settings.nats_inbox_prefix,
         )
         js = self.nc.jetstream()
         if settings.provision:

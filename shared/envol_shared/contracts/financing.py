@@ -336,6 +336,8 @@ BANK_EVENTS = (LoanRequestReceived, LoanDecided, LoanTrancheDisbursed)
 CLUB_EVENTS = (InvestorIntroduced, PitchScheduled, PitchHeld, InterestExpressed, RoundClosed)
 COACH_EVENTS = (CoachingSessionHeld, DeliverableDelivered)
 PUBLISHED = (CaseOpened, CaseProgressed, CaseClosed, ReminderDue, EscalationRaised)
+# What each kind of partner (partners/<cluster>.toml) may publish: its NATS permissions.
+EVENTS_OF_PARTNER_KIND = {"bank": BANK_EVENTS, "investors_club": CLUB_EVENTS, "coach": COACH_EVENTS}
 # What the financing service consumes: enrolment's outcomes, then staff's and partners' facts.
 CONSUMED = (ApplicationEnrolled, ApplicationWithdrawn, ApplicationCompleted,
             *STAFF_EVENTS, *BANK_EVENTS, *CLUB_EVENTS, *COACH_EVENTS)
