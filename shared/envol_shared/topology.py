@@ -161,7 +161,9 @@ async def provision(
 
 
 async def _provision_at(url: str) -> None:
-    nc = await nats.connect(url, connect_timeout=5, max_reconnect_attempts=3)
+    # Under NATS permissions the provisioner reads its replies under its own prefix only.
+    nc = await nats.connect(url, connect_timeout=5, max_reconnect_attempts=3,
+                            inbox_prefix=os.environ.get("ENVOL_NATS_INBOX_PREFIX", "_INBOX"))
     try:
         await provision(nc.jetstream())
     finally:
