@@ -12,9 +12,11 @@ from datetime import date, datetime
 from typing import Any
 
 import nats
+import sqlalchemy as sa
 from nats.aio.client import Client
 from nats.js.api import ConsumerConfig, DeliverPolicy
 
+from envol_shared.database import create_engine
 from envol_shared.events import EventData, make_event
 from envol_shared.topology import DEAD_LETTER_STREAM, EVENTS_STREAM
 
@@ -172,3 +174,13 @@ def enrolment_outcome(status: str, app_id: str, siren: str, *, programme: str = 
         application_id=app_id, siren=siren, legal_name=f"Company {siren}", cluster=cluster,
         programme=programme, programme_kind=kind, cohort=f"{programme}-{at.year}",
         from_status=previous, to_status=status, at=at, by="av-staff-1", reasons=["test"], **extra)
+
+
+async def query(database_url: str, sql: str) -> list[sa.Row]:
+    """Rows of `sql` on a service's database, read as an operator would."""
+    engine = create_engine(database_url)
+    try:
+        async with engine.connect() as conn:
+            return list((await conn.execute(sa.text(sql))).all())
+    finally:
+        await engine.dispose()

@@ -30,6 +30,7 @@ import asyncio
 import contextlib
 import enum
 import json
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -57,6 +58,7 @@ from envol_shared.events import (
     parse_event,
     subject_for,
 )
+from envol_shared.lease import ConsumerLease, LeaseLost
 from envol_shared.topology import EVENTS_STREAM, ServiceConsumer, dead_letter_subject
 from envol_shared.unit_of_work import UnitOfWork
 
@@ -202,6 +204,7 @@ class EventConsumer(Generic[U]):
         max_attempts: int = 5,
         retry_delay_s: float = 2.0,
         max_retry_delay_s: float = 60.0,
+        lease: ConsumerLease | None = None,
     ) -> None:
         self._js = js
         self._consumer = consumer
@@ -216,6 +219,7 @@ class EventConsumer(Generic[U]):
         self._max_attempts = max_attempts
         self._retry_delay_s = retry_delay_s
         self._max_retry_delay_s = max_retry_delay_s
+        self._lease = lease
         # company -> stream sequence of its oldest event waiting for a redelivery (loaded from
         # and saved to the database, so per-company order survives a restart)
         self._held: dict[str, int] = {}
@@ -229,15 +233,52 @@ class EventConsumer(Generic[U]):
         return min(self._retry_delay_s * 2 ** max(attempt - 1, 0), self._max_retry_delay_s)
 
     async def run(self, stopping: asyncio.Event) -> None:
-        """Fetch and process batches until `stopping` is set; the batch in hand is finished."""
+        """Fetch and process batches until `stopping` is set; the batch in hand is finished.
+
+        With a lease, only while this instance holds it: standing by otherwise."""
+        wait_for_redeliveries = False
+        while not stopping.is_set():
+            if self._lease is not None:
+                if not await self._lease.acquire(stopping):
+                    break
+                wait_for_redeliveries = wait_for_redeliveries or self._lease.after_crash
+            try:
+                if wait_for_redeliveries:
+                    await self._wait_for_redeliveries(stopping)
+                    wait_for_redeliveries = False
+                await self._consume(stopping)
+            except LeaseLost:
+                self.log.warning("consumer.lease_lost")  # another instance consumes now
+            except (nats.errors.Error, TimeoutError) as exc:
+                # JetStream unavailable for a while (a node lost, a leader being elected).
+                self.log.warning("consumer.jetstream_unavailable", error=repr(exc))
+                await _sleep_unless(stopping, 1.0)
+        if self._lease is not None:
+            await self._lease.release()
+
+    async def _wait_for_redeliveries(self, stopping: asyncio.Event) -> None:
+        """After a holder's crash, let what it had fetched come back first: fetching at once
+        would apply a company's newer events before its older ones."""
+        info = await self._js.consumer_info(EVENTS_STREAM, self._consumer.durable)
+        if info.num_ack_pending:
+            wait_s = (info.config.ack_wait or 30) + 1
+            self.log.info("consumer.waiting_for_redeliveries", unacknowledged=info.num_ack_pending,
+                          wait_s=wait_s)
+            await _sleep_unless(stopping, wait_s)
+
+    async def _consume(self, stopping: asyncio.Event) -> None:
         subscription = await self._js.pull_subscribe_bind(
             durable=self._consumer.durable, stream=EVENTS_STREAM
         )
         await self._load_holds(stopping)
         self.log.info("consumer.started", filter_subjects=self._consumer.filter_subjects,
                       held_companies=len(self._held))
+        renewed = time.monotonic()
         try:
             while not stopping.is_set():
+                if self._lease is not None and time.monotonic() - renewed > self._lease.renew_every_s:
+                    await self._renew_lease()
+                    renewed = time.monotonic()
                 try:
                     messages = await subscription.fetch(self._batch_size, timeout=1.0)
                 except (TimeoutError, NatsTimeoutError):
@@ -255,9 +296,22 @@ class EventConsumer(Generic[U]):
                     pause = 1.0
                 if pause:
                     await _sleep_unless(stopping, pause)
+                elif self._lease is not None:
+                    renewed = time.monotonic()  # the batch renewed it
         finally:
             await subscription.unsubscribe()
             self.log.info("consumer.stopped")
+
+    async def _renew_lease(self) -> None:
+        assert self._lease is not None
+        try:
+            await self._lease.renew()
+        except LeaseLost:
+            raise
+        except Exception as exc:  # database blip: the batches' own renewals will tell
+            if not is_transient(exc):
+                raise
+            self.log.warning("consumer.lease_renewal_failed", error=repr(exc))
 
     async def _load_holds(self, stopping: asyncio.Event) -> None:
         attempt = 0
@@ -286,6 +340,12 @@ class EventConsumer(Generic[U]):
                 break
             except _Replay:
                 continue
+            except LeaseLost:
+                # Another instance consumes now: what this batch did is rolled back, and it
+                # gets these messages again.
+                for delivery in deliveries:
+                    await delivery.msg.nak()
+                raise
             except Exception as exc:
                 if not is_transient(exc):
                     raise
@@ -336,6 +396,8 @@ class EventConsumer(Generic[U]):
                     await self._handle(uow, delivery)
             holds = self._hold_changes(deliveries)
             await uow.holds.apply(holds)
+            if self._lease is not None:
+                await self._lease.renew(uow.session)  # commits only while this instance holds it
             await uow.commit()
             return uow.outbox.written, holds
 

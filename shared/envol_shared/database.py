@@ -12,11 +12,12 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection, DateTime, Dialect, event
+from sqlalchemy import Connection, DateTime, Dialect, event, text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.types import TypeDecorator
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+MIGRATION_LOCK = 0x456E766F6C  # "Envol": an advisory lock key of the service's own database
 
 
 def normalise_url(url: str) -> str:
@@ -69,6 +70,10 @@ async def migrate(engine: AsyncEngine, service_versions: Path) -> None:
     config = _alembic_config(service_versions)
 
     def upgrade(connection: Connection) -> None:
+        if connection.dialect.name == "postgresql":
+            # Instances starting together (`--scale`) migrate one after the other: the others
+            # wait here, then find nothing left to do.
+            connection.execute(text("select pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
         config.attributes["connection"] = connection
         command.upgrade(config, "heads")
 

@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlparse
 
 import nats
 import sqlalchemy as sa
@@ -26,6 +27,7 @@ from envol_shared.consumer import EventConsumer, Handler
 from envol_shared.database import create_engine, migrate, sqlite_url
 from envol_shared.events import EventData, now
 from envol_shared.health import HealthServer
+from envol_shared.lease import ConsumerLease
 from envol_shared.queries import Query, QueryResponder
 from envol_shared.relay import OutboxRelay
 from envol_shared.timers import Clock, TimerHandler, TimerScheduler
@@ -52,6 +54,8 @@ class Settings:
     # Reply subjects of this service's requests (JetStream acknowledgements...): under NATS
     # permissions each user gets its own prefix, so no one reads another's replies.
     nats_inbox_prefix: str = "_INBOX"
+    # An instance that stops renewing its consumer lease this long is presumed dead.
+    lease_ttl_s: float = 10.0
 
     @classmethod
     def from_env(cls, service: str) -> Settings:
@@ -75,6 +79,7 @@ class Settings:
             health_port=int(os.environ["ENVOL_HEALTH_PORT"]) if os.environ.get("ENVOL_HEALTH_PORT") else None,
             provision=os.environ.get("ENVOL_PROVISION", "true").lower() not in ("false", "0", "no"),
             nats_inbox_prefix=os.environ.get("ENVOL_NATS_INBOX_PREFIX", "_INBOX"),
+            lease_ttl_s=float(os.environ.get("ENVOL_LEASE_TTL_S", "10")),
         )
 
 
@@ -123,8 +128,14 @@ class RunningService:
         await migrate(engine, definition.migrations)
         if definition.on_start is not None:
             await definition.on_start(lambda: definition.uow_factory(engine))
+        servers = settings.nats_url.split(",")
+        credentials = urlparse(servers[0])
         self.nc = await nats.connect(
-            settings.nats_url,
+            # Several servers of a cluster, comma-separated; more are learnt from the cluster,
+            # and the credentials must serve for those too.
+            servers,
+            user=unquote(credentials.username) if credentials.username else None,
+            password=unquote(credentials.password) if credentials.password else None,
             name=f"envol-{definition.name}",
             max_reconnect_attempts=-1,
             reconnect_time_wait=1,
@@ -141,6 +152,8 @@ class RunningService:
             handlers=definition.handlers,
             on_commit=relay.hand_off,
             batch_size=settings.batch_size,
+            # Several instances: one consumes (per-company order), the others stand by.
+            lease=ConsumerLease(engine, CONSUMERS[definition.name].durable, ttl_s=settings.lease_ttl_s),
         )
         self.queries = QueryResponder(nc=self.nc, engine=self.engine, service=definition.name,
                                       queries=definition.queries)
@@ -210,9 +223,13 @@ class RunningService:
         return True
 
 
-def _without_credentials(url: str) -> str:
-    scheme, _, rest = url.partition("://")
-    return f"{scheme}://{rest.rsplit('@', 1)[-1]}"
+def _without_credentials(urls: str) -> str:
+    """For the log: the servers, never the passwords."""
+    shown = []
+    for url in urls.split(","):
+        scheme, _, rest = url.partition("://")
+        shown.append(f"{scheme}://{rest.rsplit('@', 1)[-1]}")
+    return ",".join(shown)
 
 
 async def run_service(definition: ServiceDefinition, settings: Settings) -> None:

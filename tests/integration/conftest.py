@@ -9,10 +9,9 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
-import sqlalchemy as sa
+from support import query
 
 from envol_enrolment.bootstrap import bootstrap
-from envol_shared.database import create_engine
 from envol_shared.events import now
 from envol_shared.nats_server import NatsServer
 from envol_shared.service import RunningService, ServiceDefinition, Settings
@@ -80,15 +79,6 @@ def service_process(nats_server: NatsServer, database_url: str, tmp_path: Path):
     for process in processes:
         if process.process is not None and process.process.poll() is None:
             process.kill()
-
-
-async def query(database_url: str, sql: str) -> list[sa.Row]:
-    engine = create_engine(database_url)
-    try:
-        async with engine.connect() as conn:
-            return list((await conn.execute(sa.text(sql))).all())
-    finally:
-        await engine.dispose()
 
 
 async def wait_until_rows(database_url: str, sql: str, expected: int, within: float = 60) -> None:

@@ -41,7 +41,7 @@ async def test_live_and_ready_then_not_ready_when_nats_goes_away(nats_server, nc
             status, body = await http_get(port, "/health/ready")
             return (status, body) if status == 503 else None
 
-        status, body = await wait_for(not_ready, within=15)
+        _, body = await wait_for(not_ready, within=15)
         assert body == {"status": "not ready", "checks": {"nats": False, "database": True}}
         assert await http_get(port, "/health/live") == (200, {"status": "alive"})
     finally:
