@@ -21,7 +21,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
 VENV = Path(os.environ.get("ENVOL_VENV", ROOT / ".venv"))
-PACKAGES = ["shared", "services/enrolment", "services/financing"]
+PACKAGES = ["shared", "services/enrolment", "services/financing", "services/export"]
 INPUTS = ["requirements.txt", "requirements-dev.txt", *(f"{p}/pyproject.toml" for p in PACKAGES)]
 
 

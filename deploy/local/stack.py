@@ -71,6 +71,7 @@ class ServiceSpec:
 SERVICES: list[ServiceSpec] = [
     ServiceSpec("enrolment", "envol_enrolment.entrypoints.main"),
     ServiceSpec("financing", "envol_financing.entrypoints.main"),
+    ServiceSpec("export", "envol_export.entrypoints.main"),
 ]
 
 

@@ -73,11 +73,16 @@ class Rejected(Exception):
         self.reason = reason
 
 
+# PostgreSQL's "try the transaction again": a deadlock, a serialization failure.
+RETRYABLE_SQLSTATES = frozenset({"40P01", "40001"})
+
+
 def is_transient(exc: BaseException) -> bool:
     """Failures that say nothing about the message itself: retry the whole batch later."""
     if isinstance(exc, OperationalError | PoolTimeoutError | ConnectionError | TimeoutError):
         return True
-    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+    if isinstance(exc, DBAPIError) and (
+            exc.connection_invalidated or getattr(exc.orig, "sqlstate", None) in RETRYABLE_SQLSTATES):
         return True
     return isinstance(exc, OSError)
 

@@ -12,8 +12,9 @@ support id and, as its CloudEvents ``subject``, the SIREN of that SME.
 - Relays abroad publish leads and meetings; export desks prospect lists, meetings and local
   set-ups; CCIs workshop attendance and strategies; any of them the contracts signed — each
   on its own producer token (``envol.aerospace-valley.vie-relay-cn.relay.lead.reported``).
-- The export service publishes what happened to the support (placed, waiting, progressed,
-  closed), reminders and escalations.
+- The export service publishes what happened to the support (``envol.support.*``: placed,
+  waiting, progressed, closed, reminders and escalations) under its own producer token
+  (``envol.aerospace-valley.export.support.opened``).
 
 A VIE volunteer is only ever an id (``volunteer_id``); buyers and host companies are
 organisations, never persons.
@@ -224,35 +225,35 @@ class SupportEvent(EventData):
 
 @event_type
 class SupportOpened(SupportEvent):
-    type: ClassVar[str] = "envol.export.support.opened.v1"
+    type: ClassVar[str] = "envol.support.opened.v1"
 
 
 @event_type
 class SupportAssigned(SupportEvent):
     """Given a place: at opening, from the waiting list, or when its unit ended."""
 
-    type: ClassVar[str] = "envol.export.support.assigned.v1"
+    type: ClassVar[str] = "envol.support.assigned.v1"
 
 
 @event_type
 class SupportWaitlisted(SupportEvent):
     """Every unit that could serve it is full (or none exists yet): it waits for a place."""
 
-    type: ClassVar[str] = "envol.export.support.waitlisted.v1"
+    type: ClassVar[str] = "envol.support.waitlisted.v1"
 
 
 @event_type
 class SupportProgressed(SupportEvent):
     """A partner's or staff's fact was accepted; `fact` names it (``relay.lead.reported``...)."""
 
-    type: ClassVar[str] = "envol.export.support.progressed.v1"
+    type: ClassVar[str] = "envol.support.progressed.v1"
 
     fact: str
 
 
 @event_type
 class SupportClosed(SupportEvent):
-    type: ClassVar[str] = "envol.export.support.closed.v1"
+    type: ClassVar[str] = "envol.support.closed.v1"
 
 
 class FollowUp(EventData):
@@ -273,14 +274,14 @@ class FollowUp(EventData):
 
 @event_type
 class ReminderDue(FollowUp):
-    type: ClassVar[str] = "envol.export.reminder.due.v1"
+    type: ClassVar[str] = "envol.support.reminder.due.v1"
 
 
 @event_type
 class EscalationRaised(FollowUp):
     """A reminder went unanswered: the cluster's management should step in."""
 
-    type: ClassVar[str] = "envol.export.escalation.raised.v1"
+    type: ClassVar[str] = "envol.support.escalation.raised.v1"
 
     reminded_on: date
 
@@ -294,3 +295,6 @@ PUBLISHED = (SupportOpened, SupportAssigned, SupportWaitlisted, SupportProgresse
 # What the export service consumes: enrolment's outcomes, then staff's and partners' facts.
 CONSUMED = (ApplicationEnrolled, ApplicationWithdrawn, ApplicationCompleted,
             *STAFF_EVENTS, *RELAY_EVENTS, *DESK_EVENTS, *CCI_EVENTS, ContractSigned)
+# What each kind of partner (partners/<cluster>.toml) may publish: its NATS permissions.
+EVENTS_OF_PARTNER_KIND = {"relay": (*RELAY_EVENTS, ContractSigned), "desk": (*DESK_EVENTS, ContractSigned),
+                          "cci": (*CCI_EVENTS, ContractSigned)}
