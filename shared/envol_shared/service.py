@@ -11,6 +11,7 @@ import contextlib
 import gc
 import os
 import signal
+import ssl
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,6 +57,8 @@ class Settings:
     nats_inbox_prefix: str = "_INBOX"
     # An instance that stops renewing its consumer lease this long is presumed dead.
     lease_ttl_s: float = 10.0
+    # The certificate authority of a NATS server with TLS switched on (tls:// URLs).
+    nats_ca_file: str | None = None
 
     @classmethod
     def from_env(cls, service: str) -> Settings:
@@ -80,6 +83,7 @@ class Settings:
             provision=os.environ.get("ENVOL_PROVISION", "true").lower() not in ("false", "0", "no"),
             nats_inbox_prefix=os.environ.get("ENVOL_NATS_INBOX_PREFIX", "_INBOX"),
             lease_ttl_s=float(os.environ.get("ENVOL_LEASE_TTL_S", "10")),
+            nats_ca_file=os.environ.get("ENVOL_NATS_CA_FILE") or None,
         )
 
 
@@ -140,6 +144,7 @@ class RunningService:
             max_reconnect_attempts=-1,
             reconnect_time_wait=1,
             inbox_prefix=settings.nats_inbox_prefix,
+            tls=ssl.create_default_context(cafile=settings.nats_ca_file) if settings.nats_ca_file else None,
         )
         js = self.nc.jetstream()
         if settings.provision:
