@@ -40,6 +40,19 @@ def free_port(preferred: int | None = None) -> int:
         return int(probe.getsockname()[1])
 
 
+def free_ports(count: int) -> list[int]:
+    """`count` distinct free ports (a server's client, route and monitoring ports), held
+    together while chosen so that none is handed out twice."""
+    probes = [socket.socket() for _ in range(count)]
+    try:
+        for probe in probes:
+            probe.bind(("127.0.0.1", 0))
+        return [int(probe.getsockname()[1]) for probe in probes]
+    finally:
+        for probe in probes:
+            probe.close()
+
+
 class NatsServer:
     def __init__(self, store_dir: Path, port: int | None = None, *, log_file: Path | None = None,
                  extra_args: list[str] | None = None) -> None:

@@ -211,7 +211,10 @@ class RunningService:
             await self.relay_task
         self._tasks = []
         if self.nc is not None and not self.nc.is_closed:
-            await self.nc.close()
+            try:
+                await self.nc.close()
+            except OSError as exc:  # NATS already gone: nothing left to flush to it
+                self.log.warning("service.nats_close_failed", error=repr(exc))
         if self.engine is not None:
             await self.engine.dispose()
         if self.health is not None:

@@ -26,7 +26,7 @@ from ruamel.yaml import YAML
 from support import postgres_url
 
 from deploy.nats.generate import users
-from envol_shared.nats_server import NatsServer, free_port
+from envol_shared.nats_server import NatsServer, free_ports
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = YAML(typ="safe").load((ROOT / "docker-compose.yml").read_text())
@@ -155,9 +155,10 @@ def native_backends(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
     subprocess.run(["sh", str(ROOT / "deploy" / "postgres" / "init-databases.sh")], check=True,
                    env={**os.environ, **secrets, "POSTGRES_USER": "postgres", "PGHOST": "127.0.0.1"},
                    capture_output=True)
-    server = NatsServer(tmp_path / "jetstream", log_file=tmp_path / "nats.log",
+    client, monitor = free_ports(2)
+    server = NatsServer(tmp_path / "jetstream", client, log_file=tmp_path / "nats.log",
                         extra_args=["-c", str(ROOT / "deploy" / "nats" / "nats.conf"),
-                                    "-m", str(free_port())])
+                                    "-m", str(monitor)])
     server.start()
     yield server, secrets
     server.kill()

@@ -25,7 +25,7 @@ from deploy.nats.generate import users
 from envol_shared.contracts import enrolment as ev
 from envol_shared.database import normalise_url
 from envol_shared.events import make_event
-from envol_shared.nats_server import NatsServer, free_port
+from envol_shared.nats_server import NatsServer, free_ports
 from envol_shared.topology import EVENTS_STREAM, provision
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -53,8 +53,8 @@ def siren(n: int) -> str:
 
 class Cluster:
     def __init__(self, tmp_path: Path) -> None:
-        self.client_ports = [free_port() for _ in range(3)]
-        route_ports = [free_port() for _ in range(3)]
+        ports = free_ports(9)  # client, route and monitoring ports of three nodes, all distinct
+        self.client_ports, route_ports, monitor_ports = ports[:3], ports[3:6], ports[6:]
         routes = ",".join(f"nats://127.0.0.1:{port}" for port in route_ports)
         self.passwords = {name: uuid.uuid4().hex for name in USERS}
         self.nodes = [
@@ -63,7 +63,7 @@ class Cluster:
                        extra_args=["-c", str(ROOT / "deploy" / "nats" / "nats.conf"), "-n", f"nats-{n + 1}",
                                    "--cluster_name", "envol",
                                    "--cluster", f"nats://127.0.0.1:{route_ports[n]}",
-                                   "--routes", routes, "-m", str(free_port())])
+                                   "--routes", routes, "-m", str(monitor_ports[n])])
             for n in range(3)
         ]
 

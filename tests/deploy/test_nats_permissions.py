@@ -28,7 +28,7 @@ from envol_financing.bootstrap import bootstrap as financing_bootstrap
 from envol_shared.contracts import enrolment as ev
 from envol_shared.contracts import financing as fe
 from envol_shared.events import make_event
-from envol_shared.nats_server import NatsServer, free_port
+from envol_shared.nats_server import NatsServer, free_ports
 from envol_shared.queries import query_subject
 from envol_shared.service import RunningService, Settings
 from envol_shared.topology import EVENTS_STREAM, provision
@@ -75,8 +75,9 @@ def secured(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Secured
     for user in USERS.values():
         passwords[user.name] = f"{user.token}-{uuid.uuid4().hex}"
         monkeypatch.setenv(user.password_variable, passwords[user.name])
-    server = NatsServer(tmp_path / "jetstream", log_file=tmp_path / "nats.log",
-                        extra_args=["-c", str(NATS_CONF), "-m", str(free_port())])
+    client, monitor = free_ports(2)
+    server = NatsServer(tmp_path / "jetstream", client, log_file=tmp_path / "nats.log",
+                        extra_args=["-c", str(NATS_CONF), "-m", str(monitor)])
     server.start()
     yield Secured(server, passwords)
     server.kill()

@@ -15,7 +15,7 @@ import pytest
 
 from deploy.nats.generate import users
 from envol_enrolment.bootstrap import bootstrap
-from envol_shared.nats_server import NatsServer, free_port
+from envol_shared.nats_server import NatsServer, free_ports
 from envol_shared.service import RunningService, Settings
 from envol_shared.topology import provision
 
@@ -54,8 +54,9 @@ def tls_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore
     passwords = {user.name: uuid.uuid4().hex for user in users()}
     for user in users():
         monkeypatch.setenv(user.password_variable, passwords[user.name])
-    server = NatsServer(tmp_path / "jetstream", log_file=tmp_path / "nats.log",
-                        extra_args=["-c", str(tmp_path / "nats.conf"), "-m", str(free_port())])
+    client, monitor = free_ports(2)
+    server = NatsServer(tmp_path / "jetstream", client, log_file=tmp_path / "nats.log",
+                        extra_args=["-c", str(tmp_path / "nats.conf"), "-m", str(monitor)])
     server.start()
     yield server, passwords, tls / "ca.crt"
     server.kill()
