@@ -31,8 +31,9 @@ from envol_shared.topology import EVENTS_STREAM, provision
 ROOT = Path(__file__).resolve().parents[2]
 USERS = {user.name: user for user in users()}
 AV = "aerospace-valley"
-COMPANIES = 40
-# Every company accepted: a club with room for all of them.
+COMPANIES = 40  # half to the investors' club (financing), half to the VIE relay in Germany (export)
+SERVICES = ("enrolment", "financing", "export")
+# Every company accepted: programmes with room for all of them.
 CATALOGUE = """
 cluster = "aerospace-valley"
 name = "Aerospace Valley"
@@ -43,6 +44,14 @@ kind = "financing"
 capacity = 1000
 opens_on = 2026-01-05
 rules = ["sme", "cluster_member", "open_on_application_date", "one_live_application"]
+[[programmes]]
+code = "AV-VIE-RELAY"
+title = "Relais VIE"
+kind = "export"
+capacity = 1000
+opens_on = 2026-01-05
+rules = ["sme", "cluster_member", "open_on_application_date", "one_live_application", "target_country"]
+countries = ["DE"]
 """
 
 
@@ -97,7 +106,7 @@ async def databases() -> AsyncIterator[dict[str, str]]:
     admin = create_async_engine(normalise_url(base), isolation_level="AUTOCOMMIT")
     urls = {}
     async with admin.connect() as connection:
-        for service in ("enrolment", "financing"):
+        for service in SERVICES:
             name = f"envol_cluster_{service}_{uuid.uuid4().hex[:8]}"
             await connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
             url = sa.make_url(normalise_url(base)).set(database=name)
@@ -168,27 +177,29 @@ async def test_a_node_and_an_instance_of_each_service_die_mid_stream(cluster, da
     (catalogue / "aerospace-valley.toml").write_text(CATALOGUE)
     instances = {service: [Instance(service, cluster, databases[service], catalogue,
                                     tmp_path / f"{service}-{n}.log") for n in range(2)]
-                 for service in ("enrolment", "financing")}
+                 for service in SERVICES}
     staff = await cluster.connect(f"{AV}-staff")
     js = staff.jetstream()
     try:
         events = []
         for n in range(COMPANIES):
+            app, extra = ((f"club-{n}", {}) if n % 2 else
+                          (f"vie-{n}", {"programme": "AV-VIE-RELAY", "target_country": "DE"}))
             for data in (ev.CompanyRegistered(**registration(siren(n))),
-                         ev.ApplicationSubmitted(**application(f"club-{n}", siren(n))),
-                         ev.ApplicationReviewed(application_id=f"club-{n}", decision="accept",
-                                                reviewer="av-staff-1", reason="fits the club")):
+                         ev.ApplicationSubmitted(**application(app, siren(n), **extra)),
+                         ev.ApplicationReviewed(application_id=app, decision="accept",
+                                                reviewer="av-staff-1", reason="fits")):
                 subject, envelope = make_event(data, cluster=AV, producer="staff", company=siren(n))
                 events.append((subject, envelope.to_bytes(), envelope.id))
         third = len(events) // 3
         for subject, payload, event_id in events[:third]:
             await publish_retrying(js, subject, payload, event_id)
-        enrolment_db, financing_db = databases["enrolment"], databases["financing"]
+        enrolment_db, financing_db, export_db = (databases[service] for service in SERVICES)
         await wait_for(lambda: _at_least(enrolment_db, "select count(*) from inbox", third // 2))
 
         # A node dies, and so does the consuming instance of each service.
         cluster.nodes[1].kill()
-        for service, database in (("enrolment", enrolment_db), ("financing", financing_db)):
+        for service, database in databases.items():
             pid = await holder(database, service)
             for instance in instances[service]:
                 if instance.process.pid == pid:
@@ -199,15 +210,18 @@ async def test_a_node_and_an_instance_of_each_service_die_mid_stream(cluster, da
         deadline = asyncio.get_running_loop().time() + 180
         while asyncio.get_running_loop().time() < deadline:
             if (await count(enrolment_db, "select count(*) from inbox") == len(events)
-                    and await count(financing_db, "select count(*) from financing_cases") == COMPANIES):
+                    and await count(financing_db, "select count(*) from financing_cases") == COMPANIES // 2
+                    and await count(export_db, "select count(*) from export_supports") == COMPANIES // 2):
                 break
             await asyncio.sleep(0.5)
         assert await count(enrolment_db, "select count(*) from inbox") == len(events)
         assert await count(enrolment_db, "select count(distinct message_key) from inbox") == len(events)
         statuses = await query(enrolment_db, "select status, count(*) from applications group by status")
         assert dict(statuses) == {"enrolled": COMPANIES}
-        assert await count(financing_db, "select count(*) from financing_cases") == COMPANIES
-        assert await count(financing_db, "select count(*) from case_history") == COMPANIES  # opened, once
+        assert await count(financing_db, "select count(*) from financing_cases") == COMPANIES // 2
+        # Each case opened once, and nothing else happened to it.
+        assert await count(financing_db, "select count(*) from case_history") == COMPANIES // 2
+        assert await count(export_db, "select count(*) from export_supports") == COMPANIES // 2
 
         # What the services published, read back from the replicated stream: each once.
         admin = await cluster.connect("provisioner")
@@ -221,8 +235,10 @@ async def test_a_node_and_an_instance_of_each_service_die_mid_stream(cluster, da
             published += [json.loads(m.data) for m in batch]
         enrolled = [e for e in published if e["type"] == "envol.application.enrolled.v1"]
         opened = [e for e in published if e["type"] == "envol.case.opened.v1"]
+        supported = [e for e in published if e["type"] == "envol.support.opened.v1"]
         assert len(enrolled) == COMPANIES == len({e["data"]["application_id"] for e in enrolled})
-        assert len(opened) == COMPANIES == len({e["data"]["case_id"] for e in opened})
+        assert len(opened) == COMPANIES // 2 == len({e["data"]["case_id"] for e in opened})
+        assert len(supported) == COMPANIES // 2 == len({e["data"]["support_id"] for e in supported})
         await admin.close()
     finally:
         await staff.close()
