@@ -27,7 +27,7 @@ from typing import Any
 
 import nats
 import sqlalchemy as sa
-from messages import ENROLMENT, FINANCING, PLACEHOLDER_TIME, Message, Workload, stamped
+from messages import ENROLMENT, EXPORT, FINANCING, PLACEHOLDER_TIME, Message, Workload, stamped
 from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
 
@@ -52,7 +52,7 @@ NAMES = {"sqlite": "SQLite", "postgresql": "PostgreSQL"}
 class Suite:
     """The phases of one service on its own workload. Enrolment's keep the names they always
     had (a, b-sqlite, c-postgresql, latency-sqlite...); another service's carry its name
-    (a-financing, b-financing-sqlite, c-financing-postgresql, latency-financing-sqlite...)."""
+    (a-financing, b-financing-sqlite, c-export-postgresql, latency-export-sqlite...)."""
 
     workload: Workload
     tag: str
@@ -74,7 +74,9 @@ class Suite:
         return f"{self.tag}_{name}" if self.tag else name
 
 
-SUITES = (Suite(ENROLMENT, ""), Suite(FINANCING, "financing"))
+# In the order they run; their machine-readable lines come out in the reverse order, so
+# that enrolment's stays the last line of the output.
+SUITES = (Suite(ENROLMENT, ""), Suite(FINANCING, "financing"), Suite(EXPORT, "export"))
 PHASES = tuple(phase for suite in SUITES for phase in suite.phases)
 
 
@@ -402,14 +404,17 @@ def service_config(run: Run, suite: Suite, phase: str, database_url: str, mode: 
     }
     if profile:
         config["profile"] = run.profile_path(phase)
+    if run.args.sql:
+        config["sql"] = True
     return config
 
 
 def check_event_log(result: dict[str, Any], workload: Workload, events: int) -> None:
-    """The service's database must show every event applied once (none refused), one event
-    published for each, and the timers the workload calls for, none fired."""
-    expected = {"inbox_outcomes": {"applied": events}, "outbox_published": events,
-                "timers_pending": workload.pending_timers(events), "timers_fired": 0}
+    """The service's database must show every event applied once (none refused), the events
+    the workload calls for published (one for each, or more), and the timers it calls for."""
+    expected = {"inbox_outcomes": {"applied": events}, "outbox_published": workload.published(events),
+                "timers_pending": workload.pending_timers(events),
+                "timers_fired": workload.fired_timers(events)}
     found = {key: result.get(key) for key in expected}
     if found != expected:
         raise WorkerFailed(f"the {workload.service} service's database does not show what the "
@@ -421,7 +426,8 @@ async def measure_service_throughput(run: Run, suite: Suite, backend: str) -> di
     phase = suite.phase("c", backend)
     database_url = await run.databases.fresh(backend, phase)
     config = service_config(run, suite, phase, database_url, "throughput", run.args.profile)
-    config.update(events=len(messages), timeout_s=run.timeout)
+    config.update(events=len(messages), published=suite.workload.published(len(messages)),
+                  timeout_s=run.timeout)
     worker = Worker("service", config, run.log(phase))
     result = await worker.run(run.timeout + 60)
     if result.get("elapsed_s") is None:
@@ -555,6 +561,7 @@ async def measure_latency(run: Run, suite: Suite, backend: str) -> dict[str, Any
         "gc": result.get("gc"),
         "service_cpu_s": result.get("cpu_s"),
         "service_wall_s": result.get("wall_s"),
+        "sql": result.get("sql"),
         **({"profile": config["profile"]} if "profile" in config else {}),
     }
 
@@ -617,7 +624,8 @@ def _package(filename: str) -> str:
         return "builtins (C)"
     path = Path(filename)
     parts = path.parts
-    for marker in ("site-packages", "envol_shared", "envol_enrolment", "envol_financing", "bench"):
+    for marker in ("site-packages", "envol_shared", "envol_enrolment", "envol_financing", "envol_export",
+                   "bench"):
         if marker in parts:
             index = parts.index(marker)
             if marker == "site-packages":
@@ -665,11 +673,27 @@ def problems(put: Callable[[str], None], figures: dict[str, Any]) -> None:
         put(f"     ! {log['errors']} error lines in its log, first: {log['first']}")
 
 
+def sql_lines(figures: dict[str, Any], limit: int = 8) -> list[str]:
+    """With --sql: the SQL statements per event, by kind, the most frequent first."""
+    statements = figures.get("sql")
+    events = figures.get("published") or figures.get("events")
+    if not statements or not events:
+        return []
+    total = sum(s["count"] for s in statements)
+    lines = [f"SQL: {total / events:.2f} statements per event ({total} in all, "
+             f"{sum(s['ms'] for s in statements) / events:.2f} ms per event until their cursor returned):"]
+    for s in statements[:limit]:
+        many = " (executemany)" if s["executemany"] else ""
+        lines.append(f"  {s['count'] / events:6.3f} x {s['statement']}{many}, "
+                     f"{s['ms'] / s['count']:.2f} ms each")
+    return lines
+
+
 def service_lines(put: Callable[[str], None], figures: dict[str, Any]) -> None:
-    """The service's batches, CPU and garbage collector, under its figures."""
+    """The service's batches, CPU, garbage collector and (--sql) statements, under its figures."""
     if figures.get("batches"):
         put(f"     {batch_line(figures['batches'])}")
-    for line in (cpu_line(figures), gc_line(figures)):
+    for line in (cpu_line(figures), gc_line(figures), *sql_lines(figures)):
         if line:
             put(f"     {line}")
 
@@ -742,8 +766,11 @@ def latency_table(put: Callable[[str], None], r: dict[str, Any], suite: Suite,
             f"{ms(e2e['max_ms']):>8}{ms(ibx['p50_ms']):>11}{ms(ibx['p99_ms']):>7}"
             f"{mib(figures.get('peak_rss_kib')):>10}")
         for name, by_event in (figures.get("end_to_end_by_event") or {}).items():
+            if not by_event["samples"]:  # e.g. export's partners' facts: the first supports' only
+                put(f"{'     ' + name:<34}   every one published during the warm-up")
+                continue
             put(f"{'     ' + name:<34}{ms(by_event['p50_ms']):>7}{ms(by_event['p90_ms']):>7}"
-                f"{ms(by_event['p99_ms']):>8}{ms(by_event['max_ms']):>8}")
+                f"{ms(by_event['p99_ms']):>8}{ms(by_event['max_ms']):>8}   ({by_event['samples']} events)")
         incl = figures["end_to_end_including_warmup"]
         put(f"     {figures['published']} events at {figures['achieved_rate']:.0f}/s, "
             f"{figures['missing_after_30s']} never seen; including warm-up: p99 {ms(incl['p99_ms'])}, "
@@ -782,7 +809,8 @@ def ratios_and_targets(put: Callable[[str], None], r: dict[str, Any], suite: Sui
 
 def report(run: Run) -> tuple[str, list[str]]:
     """The human-readable report, and the machine-readable lines that end the output: the
-    financing service's, then the enrolment service's (always the last line)."""
+    export service's, the financing service's, then the enrolment service's (always the last
+    line)."""
     r, args = run.results, run.args
     out: list[str] = []
     put = out.append
@@ -803,7 +831,7 @@ def report(run: Run) -> tuple[str, list[str]]:
         if not any(phase in r for phase in suite.phases):
             continue
         put("")
-        put(f"== {suite.service}: {suite.workload.describe(args.events)}")
+        put(f"== {suite.service}: {suite.workload.describe(args.events, seed=args.seed)}")
         put("")
         throughput_table(put, r, suite)
         put("")
@@ -834,7 +862,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="bench/run",
         description="Measure raw NATS, a naive FastStream consumer and each Envol service "
-                    "(enrolment, financing) on the same events; see bench/README.md.")
+                    "(enrolment, financing, export) on the same events; see bench/README.md.")
     parser.add_argument("--events", type=int, default=None,
                         help="events in each service's throughput backlog (default 5000; 600 "
                              "with --quick)")
@@ -868,6 +896,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="cProfile the service during c and print where the time goes")
     parser.add_argument("--profile-latency", action="store_true",
                         help="cProfile the service during the latency phases (distorts them)")
+    parser.add_argument("--sql", action="store_true",
+                        help="count the SQL statements the service sends during c and latency, by "
+                             "kind, and print them per event")
     parser.add_argument("--seed", type=int, default=20261126)
     parser.add_argument("--results-dir", type=Path, default=RESULTS,
                         help="where the JSON results (and profiles) go (bench/results)")
@@ -994,7 +1025,8 @@ def main(argv: list[str] | None = None) -> int:
                     "python": platform.python_version()},
         "options": {k: v for k, v in vars(args).items()},
         "events": args.events,
-        "workloads": {suite.service: suite.workload.describe(args.events) for suite in SUITES},
+        "workloads": {suite.service: suite.workload.describe(args.events, seed=args.seed)
+                      for suite in SUITES},
         "service_log_level": SERVICE_LOG_LEVEL,
         "targets": {"vs_naive": TARGET_VS_NAIVE, "vs_raw": TARGET_VS_RAW, "p99_ms": TARGET_P99_MS},
         "results": run.results,

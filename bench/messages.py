@@ -13,6 +13,14 @@
   timers and a stale timer, and one `case.opened`; a fact loads the case, checks it against
   the producer and the subject, applies it, reschedules the stale timer and writes one
   `case.progressed`.
+* export — `envol.application.enrolled.v1` events for the three clusters' export programmes
+  (`AV-VIE-RELAY`, `PG-EXPORT-DESKS`, `AS-CCI-INTERNATIONAL`, from enrolment's catalogue and
+  the export service's partner files), spread over the programmes and their target countries,
+  each opening a support that takes a place on a unit of its pool or waits when the pool is
+  full; then one fact per support that the service accepts: from the partner serving an
+  assigned support (a relay's lead, a desk's prospect list, the CCI's workshop attendance),
+  and from cluster staff for a waiting one (a contract: partners' facts on a waiting support
+  are refused).
 
 Each workload is generated with a fixed seed; the events' times (CloudEvents `time`, and
 the enrolment time of a case) are those of the run, so a, b and c consume the same bytes.
@@ -20,14 +28,26 @@ the enrolment time of a case) are those of the run, so a, b and c consume the sa
 
 from __future__ import annotations
 
+import functools
 import random
 from abc import ABC, abstractmethod
+from collections import Counter
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 from stdnum import luhn
 
+from envol_shared.calendar import paris_date
 from envol_shared.contracts.enrolment import ApplicationEnrolled, CompanyAssessed, CompanyRegistered
+from envol_shared.contracts.export import (
+    ContractSigned,
+    LeadReported,
+    ProspectListDelivered,
+    SupportOpened,
+    SupportProgressed,
+    WorkshopAttended,
+)
 from envol_shared.contracts.financing import CaseOpened, CaseProgressed, InvestorIntroduced
 from envol_shared.events import EventData, make_event, now, subject_for
 
@@ -86,11 +106,19 @@ class Workload(ABC):
         for the order of a load offered at a steady rate rather than of a backlog."""
 
     @abstractmethod
-    def describe(self, count: int) -> str:
+    def describe(self, count: int, *, seed: int) -> str:
         """What the events are, for the report."""
+
+    def published(self, count: int) -> int:
+        """How many events the service publishes (outbox rows) for `count` events."""
+        return count
 
     def pending_timers(self, count: int) -> int:
         """How many timers the service has scheduled, and not fired, after `count` events."""
+        return 0
+
+    def fired_timers(self, count: int) -> int:
+        """How many timers have fired by then (none: no timer comes due during a run)."""
         return 0
 
 
@@ -149,11 +177,11 @@ class Registrations(Workload):
                                     event_id=f"bench-{run}-{index:08d}", time=time))
         return messages
 
-    def describe(self, count: int) -> str:
+    def describe(self, count: int, *, seed: int) -> str:
         return f"{count} envol.company.registered.v1 events"
 
 
-# ---- financing: cases opened by enrolment, then a partner's fact about each ---------------
+# ---- openings by enrolment, then a fact about each: financing and export -----------------
 
 FINANCING_CLUSTER = "aerospace-valley"
 CLUB_PROGRAMME = "AV-INVESTORS-CLUB"
@@ -167,7 +195,8 @@ STEADY_FACT_LAG = 250
 
 
 def financing_cases(count: int) -> int:
-    """How many of `count` financing events open a case (the rest are facts, one per case)."""
+    """How many of `count` financing (or export) events open a case (or a support); the rest
+    are facts, one per case."""
     return (count + 1) // 2
 
 
@@ -184,7 +213,27 @@ def interleaved(openings: list[Message], facts: list[Message], lag: int) -> list
     return ordered
 
 
-class FinancingCases(Workload):
+class OpeningsThenFacts(Workload):
+    """ceil(count/2) enrolments, each opening one case (or support), and one fact per case: in
+    a backlog every opening comes first, then the facts in the same order; under a steady load
+    each fact follows its case by STEADY_FACT_LAG openings. Enrolment times are those of the
+    run unless the workload says otherwise, so no checkpoint comes due during it."""
+
+    def events(self, count: int, *, seed: int, run: str, time: datetime | None = None,
+               steady: bool = False) -> list[Message]:
+        rng = random.Random(seed)
+        cases = financing_cases(count)
+        openings, facts = self.generate(cases, count - cases, rng, run=run,
+                                        enrolled_at=now().replace(microsecond=0), time=time)
+        return interleaved(openings, facts, min(STEADY_FACT_LAG, cases) if steady else cases)
+
+    @abstractmethod
+    def generate(self, cases: int, facts: int, rng: random.Random, *, run: str, enrolled_at: datetime,
+                 time: datetime | None) -> tuple[list[Message], list[Message]]:
+        """The openings of `cases` cases, and the facts about the first `facts` of them."""
+
+
+class FinancingCases(OpeningsThenFacts):
     service = "financing"
     filters = (subject_for("*", "enrolment", ApplicationEnrolled.type),
                subject_for("*", "*", InvestorIntroduced.type))
@@ -192,20 +241,12 @@ class FinancingCases(Workload):
               subject_for("*", "financing", CaseProgressed.type))
     caused_name = "the case.opened or case.progressed it caused"
 
-    def events(self, count: int, *, seed: int, run: str, time: datetime | None = None,
-               steady: bool = False) -> list[Message]:
-        """ceil(count/2) enrolments, one case each, and a club introduction per case: in a
-        backlog every opening comes first, then the facts in the same order; under a steady
-        load each fact follows its case by STEADY_FACT_LAG openings."""
-        rng = random.Random(seed)
-        cases = financing_cases(count)
-        # Enrolled now: no checkpoint comes due during the run (the first, 10 business days on).
-        enrolled_at = now().replace(microsecond=0)
+    def generate(self, cases: int, facts: int, rng: random.Random, *, run: str, enrolled_at: datetime,
+                 time: datetime | None) -> tuple[list[Message], list[Message]]:
         openings = [self.opening(index, rng, run=run, enrolled_at=enrolled_at, time=time)
                     for index in range(cases)]
-        facts = [self.fact(index, rng, run=run, on=enrolled_at, time=time)
-                 for index in range(count - cases)]
-        return interleaved(openings, facts, min(STEADY_FACT_LAG, cases) if steady else cases)
+        return openings, [self.fact(index, rng, run=run, on=enrolled_at, time=time)
+                          for index in range(facts)]
 
     @staticmethod
     def case_id(index: int, run: str) -> str:
@@ -236,7 +277,7 @@ class FinancingCases(Workload):
         return message(data, cluster=FINANCING_CLUSTER, producer=CLUB, company=siren(index),
                        event_id=f"bench-{run}-fact-{index:06d}", time=time)
 
-    def describe(self, count: int) -> str:
+    def describe(self, count: int, *, seed: int) -> str:
         cases = financing_cases(count)
         return (f"{cases} envol.application.enrolled.v1 ({CLUB_PROGRAMME}: each opens a case) then "
                 f"{count - cases} envol.club.introduction.made.v1 (one per case)")
@@ -245,9 +286,206 @@ class FinancingCases(Workload):
         return TIMERS_PER_CASE * financing_cases(count)
 
 
+# ---- export: supports opened by enrolment, placed or waiting, then a fact about each -------
+
+EXPORT_CHECKPOINTS = 4  # baseline, month_6, month_12, month_24: a timer each, from the opening
+EXPORT_STAFF = "staff"  # the staff producer of every shipped cluster
+BUYERS = ("Airbus", "Bombardier", "Embraer", "COMAC", "Lufthansa Technik", "Boeing", "HAL",
+          "ST Engineering Aerospace", "Royal Air Maroc", "Safran", "Thales", "Dassault Aviation")
+# A CCI support attends the cohort's latest workshop held within this many days before the run
+# (its enrolment dated a few days before it); months-old enrolments would make checkpoints due.
+RECENT_WORKSHOP_DAYS = 120
+
+
+@dataclass(frozen=True)
+class ExportProgramme:
+    cluster: str
+    code: str
+    kind: str  # the kind of support (vie_relay, export_desk, cci_collective)
+    countries: tuple[str, ...]  # target countries, from enrolment's catalogue
+
+
+@dataclass(frozen=True)
+class ExportCase:
+    """One support of the workload as the service will handle it: its pool and, if the pool
+    has a free place when it opens, the unit and the partner serving it."""
+
+    index: int
+    run: str
+    programme: ExportProgramme
+    country: str
+    enrolled_at: datetime
+    unit_id: str | None
+    partner: str | None
+    workshop: tuple[str, date] | None  # (id, day) of the workshop a CCI support attends
+
+    @property
+    def support_id(self) -> str:
+        return support_id(self.programme, self.index, self.run)
+
+
+def support_id(programme: ExportProgramme, index: int, run: str) -> str:
+    return f"{programme.code.split('-')[0].lower()}-bench-{run}-{index:06d}"
+
+
+class ExportSupports(OpeningsThenFacts):
+    """Export supports on the shipped configuration: enrolment's catalogue (programmes and
+    their target countries) and the export service's partner files (units and their places,
+    partners, staff); ENVOL_CATALOGUE_DIR and ENVOL_EXPORT_PARTNERS_DIR are honoured, as by
+    the services. Which support gets a place is worked out with the domain's own rule
+    (`choose_unit`), in the order of the openings."""
+
+    service = "export"
+    facts = (LeadReported, ProspectListDelivered, WorkshopAttended, ContractSigned)
+    filters = (subject_for("*", "enrolment", ApplicationEnrolled.type),
+               *(subject_for("*", "*", fact.type) for fact in facts))
+    caused = (subject_for("*", "export", SupportOpened.type),
+              subject_for("*", "export", SupportProgressed.type))
+    caused_name = "the support.opened or support.progressed it caused"
+
+    @functools.cached_property
+    def partners(self) -> Any:
+        from envol_export.partners import Partners
+
+        return Partners.load()
+
+    @functools.cached_property
+    def programmes(self) -> list[ExportProgramme]:
+        from envol_enrolment.catalogue import Catalogue
+
+        found = []
+        for programme in sorted(Catalogue.load(), key=lambda p: (p.cluster, p.code)):
+            kind = self.partners.support_kind(programme.cluster, programme.code)
+            if programme.kind.value == "export" and kind is not None:
+                assert self.partners.is_staff(programme.cluster, EXPORT_STAFF), programme.cluster
+                found.append(ExportProgramme(programme.cluster, programme.code, kind.value,
+                                             tuple(sorted(programme.countries))))
+        assert found, "no export programme in the catalogue is configured in the export service"
+        return found
+
+    def units(self, at: datetime) -> list[Any]:
+        """The configured units, as new domain objects, that have not ended by `at`."""
+        today = paris_date(at)
+        return [unit for unit in self.partners.units(at) if unit.ends_on is None or unit.ends_on >= today]
+
+    def plan(self, cases: int, rng: random.Random, *, run: str, enrolled_at: datetime) -> list[ExportCase]:
+        """Each support's programme and country (a programme, then one of its countries, at
+        random) and where it lands: the first supports of a pool fill its places, the others
+        wait."""
+        from envol_export.domain.model import UnitKind, choose_unit
+
+        today = paris_date(enrolled_at)
+        pools: dict[tuple[str, str, str | None], list[Any]] = {}
+        for unit in self.units(enrolled_at):
+            pools.setdefault(unit.pool, []).append(unit)
+        planned = []
+        for index in range(cases):
+            programme = rng.choice(self.programmes)
+            country = rng.choice(programme.countries)
+            at = enrolled_at - timedelta(seconds=rng.randrange(3600))
+            pool = None if programme.kind == "cci_collective" else country  # cohorts: any country
+            unit = choose_unit(pools.get((programme.cluster, programme.code, pool), []))
+            workshop = None
+            if unit is not None:
+                unit.take(support_id(programme, index, run), at=at)
+                if unit.kind is UnitKind.CCI_COHORT:
+                    workshop = recent_workshop(unit.workshops, today)
+                if workshop is not None:  # enrolled a few days before the workshop it attends
+                    day = workshop[1] - timedelta(days=rng.randrange(1, 8))
+                    at = datetime(day.year, day.month, day.day, 7, tzinfo=UTC)
+            planned.append(ExportCase(index, run, programme, country, at, unit and unit.id,
+                                      unit and unit.partner, workshop))
+        return planned
+
+    def generate(self, cases: int, facts: int, rng: random.Random, *, run: str, enrolled_at: datetime,
+                 time: datetime | None) -> tuple[list[Message], list[Message]]:
+        planned = self.plan(cases, rng, run=run, enrolled_at=enrolled_at)
+        today = paris_date(enrolled_at)
+        return ([self.opening(case, rng, time=time) for case in planned],
+                [self.fact(case, rng, on=today, time=time) for case in planned[:facts]])
+
+    def opening(self, case: ExportCase, rng: random.Random, *, time: datetime | None) -> Message:
+        number = siren(case.index)
+        programme = case.programme
+        data = ApplicationEnrolled(
+            application_id=case.support_id, siren=number, legal_name=f"Société {number}",
+            cluster=programme.cluster, programme=programme.code, programme_kind="export",
+            cohort=f"{programme.code}-{case.enrolled_at.year}", from_status="eligible",
+            to_status="enrolled", at=case.enrolled_at, by=f"{programme.code.split('-')[0].lower()}-staff-01",
+            reasons=[rng.choice(["export plan ready", "first contacts abroad", "team ready to travel"])],
+            target_country=case.country,
+        )
+        return message(data, cluster=programme.cluster, producer="enrolment", company=number,
+                       event_id=f"bench-{case.run}-xopen-{case.index:06d}", time=time)
+
+    def fact(self, case: ExportCase, rng: random.Random, *, on: date, time: datetime | None) -> Message:
+        """The serving partner's own fact on an assigned support; staff's contract on a
+        waiting one (a partner's fact about a waiting support is refused)."""
+        index, country = case.index, case.country
+        data: EventData
+        producer = case.partner or EXPORT_STAFF
+        if case.partner is None or (case.programme.kind == "cci_collective" and case.workshop is None):
+            data = ContractSigned(support_id=case.support_id, contract_id=f"ct-{index:06d}", country=country,
+                                  buyer=rng.choice(BUYERS), signed_on=on,
+                                  amount_cents=rng.randrange(1, 200) * 1_000_000)
+        elif case.programme.kind == "vie_relay":
+            data = LeadReported(support_id=case.support_id, lead_id=f"lead-{index:06d}", country=country,
+                                buyer=rng.choice(BUYERS), reported_on=on,
+                                estimated_cents=rng.randrange(1, 500) * 1_000_000)
+        elif case.programme.kind == "export_desk":
+            data = ProspectListDelivered(support_id=case.support_id, list_id=f"list-{index:06d}",
+                                         country=country, prospects=rng.randrange(5, 60), delivered_on=on)
+        else:
+            assert case.workshop is not None
+            data = WorkshopAttended(support_id=case.support_id, workshop_id=case.workshop[0],
+                                    attended_on=case.workshop[1], attendees=rng.randrange(1, 4))
+        return message(data, cluster=case.programme.cluster, producer=producer, company=siren(index),
+                       event_id=f"bench-{case.run}-xfact-{index:06d}", time=time)
+
+    def describe(self, count: int, *, seed: int) -> str:
+        cases = financing_cases(count)
+        at = now()
+        planned = self.plan(cases, random.Random(seed), run="t", enrolled_at=at)
+        assigned = sum(case.unit_id is not None for case in planned)
+        facts = Counter(self.fact(case, random.Random(0), on=paris_date(at), time=None).name
+                        for case in planned[:count - cases])
+        countries = {(case.programme.code, case.country) for case in planned}
+        units = self.units(at)
+        return (f"{cases} envol.application.enrolled.v1 over {len(self.programmes)} export programmes "
+                f"and {len(countries)} programme-countries: {assigned} take a place on one of the "
+                f"{len(units)} units ({sum(u.capacity for u in units)} places), {cases - assigned} wait; "
+                f"then one fact per support: "
+                + ", ".join(f"{n} {name}" for name, n in sorted(facts.items()))
+                + " (partners' facts on assigned supports, staff's contracts on waiting ones)")
+
+    def published(self, count: int) -> int:
+        # An opening publishes support.opened and support.assigned (or .waitlisted); a fact
+        # support.progressed.
+        return count + financing_cases(count)
+
+    def pending_timers(self, count: int) -> int:
+        # Four checkpoints per support, and the end of each unit with a last day.
+        return (EXPORT_CHECKPOINTS * financing_cases(count)
+                + sum(unit.ends_on is not None for unit in self.units(now())))
+
+    def fired_timers(self, count: int) -> int:
+        # A configured unit whose last day is past ends at the service's start.
+        return len([u for u in self.partners.units(now()) if u.ends_on is not None]) - sum(
+            unit.ends_on is not None for unit in self.units(now()))
+
+
+def recent_workshop(workshops: dict[str, dict[str, str]], today: date) -> tuple[str, date] | None:
+    """The latest workshop held within RECENT_WORKSHOP_DAYS up to today, if any."""
+    held = sorted((date.fromisoformat(w["on"]), workshop_id) for workshop_id, w in workshops.items())
+    recent = [(workshop_id, on) for on, workshop_id in held
+              if today - timedelta(days=RECENT_WORKSHOP_DAYS) <= on <= today]
+    return recent[-1] if recent else None
+
+
 ENROLMENT = Registrations()
 FINANCING = FinancingCases()
-WORKLOADS = (ENROLMENT, FINANCING)
+EXPORT = ExportSupports()
+WORKLOADS = (ENROLMENT, FINANCING, EXPORT)
 
 
 # Events built ahead of a timed run carry this time; `stamped` swaps in the publication time.

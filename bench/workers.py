@@ -3,7 +3,8 @@
     python workers.py <kind> '<json config>'
 
 kinds: ``raw`` (nats-py pull + ack), ``naive`` (FastStream, one transaction per message),
-``service`` (an Envol service, ``enrolment`` or ``financing``: RunningService + its bootstrap()).
+``service`` (an Envol service, ``enrolment``, ``financing`` or ``export``: RunningService + its
+bootstrap()).
 
 A worker writes JSON lines on stdout: ``{"ready": ...}`` once it is consuming, then one
 ``{"result": ...}`` with its figures and its own peak RSS (VmHWM) just before it exits.
@@ -162,10 +163,12 @@ async def naive(config: dict[str, Any]) -> None:
 
 
 class Progress:
-    """Counts what the service has committed and relayed, from probes on its own objects."""
+    """Counts what the service has committed and relayed, from probes on its own objects:
+    `expected` events consumed, `published` events they cause (one each, or more)."""
 
-    def __init__(self, expected: int) -> None:
+    def __init__(self, expected: int, published: int | None = None) -> None:
         self.expected = expected
+        self.published = expected if published is None else published
         self.committed = 0
         self.relayed = 0
         self.batches = 0
@@ -190,7 +193,7 @@ class Progress:
         self.relayed += count
         if count:
             self.relay_ms.append(took_s * 1000)
-        if self.relayed >= self.expected and self.relayed_at is None:
+        if self.relayed >= self.published and self.relayed_at is None:
             self.relayed_at = time.perf_counter()
             self.all_relayed.set()
 
@@ -231,6 +234,54 @@ class GcPauses:
         pauses = self.pauses_ms
         return {"count": len(pauses), "total_ms": sum(pauses), "max_ms": max(pauses, default=0.0),
                 "over_5ms": sum(p > 5 for p in pauses)}
+
+
+class SqlStatements:
+    """The SQL statements the service sends while measured, by kind (`SELECT … FROM <table>`,
+    `INSERT INTO <table>`, ...), with their count and the time until their cursor returned:
+    `--sql` in the harness. Taken with SQLAlchemy's cursor events on every engine."""
+
+    def __init__(self) -> None:
+        import sqlalchemy as sa
+        from sqlalchemy.engine import Engine
+
+        self.counts: dict[tuple[str, bool], int] = {}
+        self.seconds: dict[tuple[str, bool], float] = {}
+        self.active = False
+        sa.event.listen(Engine, "before_cursor_execute", self._before)
+        sa.event.listen(Engine, "after_cursor_execute", self._after)
+
+    @staticmethod
+    def kind(statement: str) -> str:
+        import re
+
+        text = " ".join(statement.split())
+        match = re.match(r"(SELECT\b.*?\bFROM (\S+)|INSERT INTO \S+|UPDATE \S+|DELETE FROM \S+|\w+)", text)
+        kind = match.group(1) if match else text[:40]
+        if match and match.group(2):
+            kind = f"SELECT … FROM {match.group(2)}"
+        return kind + (" FOR UPDATE" if text.endswith("FOR UPDATE") else "")
+
+    def _before(self, conn: Any, cursor: Any, statement: str, parameters: Any, context: Any,
+                executemany: bool) -> None:
+        conn.info["bench_sql_started"] = time.perf_counter()
+
+    def _after(self, conn: Any, cursor: Any, statement: str, parameters: Any, context: Any,
+               executemany: bool) -> None:
+        if not self.active:
+            return
+        key = (self.kind(statement), executemany)
+        self.counts[key] = self.counts.get(key, 0) + 1
+        took = time.perf_counter() - conn.info.get("bench_sql_started", time.perf_counter())
+        self.seconds[key] = self.seconds.get(key, 0.0) + took
+
+    def start(self) -> None:
+        self.counts, self.seconds, self.active = {}, {}, True
+
+    def stats(self) -> list[dict[str, Any]]:
+        self.active = False
+        return [{"statement": kind, "executemany": many, "count": n, "ms": self.seconds[(kind, many)] * 1000}
+                for (kind, many), n in sorted(self.counts.items(), key=lambda item: -item[1])]
 
 
 def install_probes(progress: Progress) -> None:
@@ -276,9 +327,10 @@ async def service(config: dict[str, Any]) -> None:
         import cProfile
 
         profiler = cProfile.Profile()
-    progress = Progress(config.get("events", 0))
+    progress = Progress(config.get("events", 0), config.get("published"))
     install_probes(progress)
     gc_pauses = GcPauses()
+    statements = SqlStatements() if config.get("sql") else None
 
     name = config["service"]
     bootstrap = importlib.import_module(f"envol_{name}.bootstrap").bootstrap
@@ -290,6 +342,8 @@ async def service(config: dict[str, Any]) -> None:
     started = time.perf_counter()
     cpu_started = time.process_time()
     gc_pauses.reset()
+    if statements is not None:
+        statements.start()
     emit(ready=True)
     result: dict[str, Any] = {}
     if config["mode"] == "throughput":
@@ -320,6 +374,8 @@ async def service(config: dict[str, Any]) -> None:
         profiler.dump_stats(config["profile"])
     result["batches"] = progress.stats()
     result["gc"] = gc_pauses.stats()
+    if statements is not None:
+        result["sql"] = statements.stats()
     await running.stop()
     result.update(await event_log_counts(config["database_url"]))
     result["peak_rss_kib"] = peak_rss_kib()

@@ -1,5 +1,6 @@
-"""The Envol demo: three clusters' staff tools, a partner bank and the investors' club publish
-a season of SME applications and the financing that follows.
+"""The Envol demo: three clusters' staff tools, a partner bank, the investors' club, VIE relays
+abroad and an export desk publish a season of SME applications, the financing and the export
+support that follow.
 
     python -m deploy.local.demo [--nats-url URL] [--data-dir DIR] [--timeout SECONDS] [--report-json FILE]
 
@@ -10,22 +11,24 @@ What a partner needs to know, all of it used below:
 - Publish with JetStream (`js.publish`) on ``envol.<cluster>.<producer>.<event name>``, e.g.
   ``envol.pegase.staff.application.submitted`` or
   ``envol.aerospace-valley.banque-garonne.loan.decided``: ``<producer>`` is the partner's own
-  token (``staff`` for the clusters' staff tools, the bank's or the club's id). JetStream's
+  token (``staff`` for the clusters' staff tools, the bank's, the club's, the relay's or the
+  desk's id). JetStream's
   acknowledgement means Envol has the event durably. Set the ``Nats-Msg-Id`` header to the
   event id: a retried publish is then stored once.
 - The body is a CloudEvents 1.0 envelope in structured JSON mode. ``type`` carries the major
   version (``envol.application.submitted.v1``), ``subject`` is the company's SIREN,
   ``cluster`` repeats the cluster of the subject, ``correlationid`` names one journey of one
   company, ``data`` follows the event's schema (money in euro cents, dates ISO 8601).
-- Envol answers on ``envol.<cluster>.enrolment.>`` and ``envol.<cluster>.financing.>`` (what
-  happened, each event carrying the ``causationid`` of the event that caused it; reminders
+- Envol answers on ``envol.<cluster>.enrolment.>``, ``envol.<cluster>.financing.>`` and
+  ``envol.<cluster>.export.>`` (what happened, each event carrying the ``causationid`` of the
+  event that caused it; reminders
   and escalations, raised by the clock, carry none) and, when it refuses an event, on
   ``envol.<cluster>.<producer>.event.rejected`` with the reason. Read them with a JetStream
   consumer on the stream ENVOL_EVENTS.
-- A financing case's id is the id of the application whose enrolment opened it: staff hand
-  it to the partner serving the case.
+- A financing case's id, or an export support's, is the id of the application whose
+  enrolment opened it: staff hand it to the partner serving the case or the support.
 
-The scenario: Aerospace Valley, Pégase and ASTech register 13 member SMEs and their
+The scenario: Aerospace Valley, Pégase and ASTech register 16 member SMEs and their
 applications; reviewers accept or deny; participations start; one company withdraws and the
 waitlisted one takes its place. Some applications are ineligible on purpose, and three events
 are refused on purpose (a malformed registration, an event of an unknown version, a
@@ -33,13 +36,19 @@ reviewer's mistake). Then financing: Aerospace Valley's staff hand an R&D loan t
 Garonne with two requirements, one of them long overdue (Envol reminds, then escalates); the
 bank grants the loan and disburses it in two tranches, the second one refused once because
 the progress report gating it is not in yet; the investors' club takes an SME from
-introduction to a closed round; Pégase signs a growth contract. Then it prints what Envol
-decided, per cluster.
+introduction to a closed round; Pégase signs a growth contract. Then export: three SMEs are
+accepted one after the other for the China VIE relay, which has two places: the third waits,
+and gets the place when one of the first two withdraws (the China relay then reports a lead
+for it); the Germany relay reports a lead, a meeting and a contract signed in Germany for
+another SME, and the China relay's report about that SME is refused (wrong relay); Pégase's
+India desk delivers a prospect list and arranges a meeting. Then it prints what Envol decided,
+per cluster.
 
 Each run uses fresh event and application (hence case) ids, so it can run again against the
 same stack. Envol allows one live application per company and programme, and places are
-limited: so a run first withdraws the applications an earlier run of the demo left open
-(which closes their financing cases).
+limited: so a run first withdraws the applications an earlier run of the demo left open,
+which closes their financing cases and export supports (freeing their places on relay
+missions, desks and cohorts) before anything new is enrolled.
 """
 
 from __future__ import annotations
@@ -57,6 +66,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import nats
 from nats.aio.client import Client
@@ -72,11 +82,15 @@ PRODUCER = "staff"
 # The partners of the financing story, each publishing under its own producer token.
 BANK = "banque-garonne"
 CLUB = "av-investors-club"
+# The partners of the export story (services/export/envol_export/partners/*.toml): the VIE
+# relays in China and Germany of Aerospace Valley, and Pégase's export desk in India.
+RELAY_CN, RELAY_DE, DESK_IN = "vie-relay-cn", "vie-relay-de", "pg-comptoir-in"
 # Envol's answers, and the refusals of what each of the demo's partners sent. The filters of
 # one consumer must not overlap: each partner's rejections are named, not `envol.*.*.event.rejected`
 # (which would overlap the services' `>`). A real partner would follow its own only.
-OUTCOME_SUBJECTS = ["envol.*.enrolment.>", "envol.*.financing.>",
-                    *(f"envol.*.{producer}.event.rejected" for producer in (PRODUCER, BANK, CLUB))]
+OUTCOME_SUBJECTS = ["envol.*.enrolment.>", "envol.*.financing.>", "envol.*.export.>",
+                    *(f"envol.*.{producer}.event.rejected"
+                      for producer in (PRODUCER, BANK, CLUB, RELAY_CN, RELAY_DE, DESK_IN))]
 # An application stays "live" (counts against capacity and the one-application rule) in these.
 LIVE = {"applied", "eligible", "waitlisted", "enrolled", "active"}
 
@@ -138,6 +152,13 @@ COMPANIES = [
             ({"holder": "Groupe Altaïr Aerospace", "holder_kind": "enterprise", "share_percent": 30,
               "holder_staff_awu": 11_800, "holder_turnover_cents": 2_300_000_000_00,
               "holder_balance_sheet_cents": 2_900_000_000_00},)),
+    # Three SMEs bound for China, where the VIE relay mission has two places.
+    Company("quercy", "869879734", "Quercy Outillage Composite", "Figeac", "Occitanie",
+            "aerospace-valley", 46, 8_900_000, 6_100_000),
+    Company("landes", "753645563", "Landes Harnais Électriques", "Mont-de-Marsan",
+            "Nouvelle-Aquitaine", "aerospace-valley", 58, 12_400_000, 9_800_000),
+    Company("tarn", "815188446", "Tarn Revêtements Aéro", "Albi", "Occitanie",
+            "aerospace-valley", 24, 3_700_000, 2_600_000),
     # Pégase: Provence-Alpes-Côte d'Azur
     Company("marignane", "599687456", "Provence Hélicoptères Services", "Marignane",
             "Provence-Alpes-Côte d'Azur", "pegase", 85, 14_300_000, 11_000_000),
@@ -178,6 +199,10 @@ APPLICATIONS = [
     Application("adour-club", "adour", "aerospace-valley", "AV-INVESTORS-CLUB"),
     # Its R&D loan application fails, but the investors' club takes it to a funding round.
     Application("lauragais-club", "lauragais", "aerospace-valley", "AV-INVESTORS-CLUB"),
+    # The China relay mission has two places: accepted in this order, the third waits.
+    Application("quercy-vie", "quercy", "aerospace-valley", "AV-VIE-RELAY", target_country="CN"),
+    Application("landes-vie", "landes", "aerospace-valley", "AV-VIE-RELAY", target_country="CN"),
+    Application("tarn-vie", "tarn", "aerospace-valley", "AV-VIE-RELAY", target_country="CN"),
     # Five growth contracts accepted in this order; the programme has four places.
     Application("marignane-growth", "marignane", "pegase", "PG-GROWTH-CONTRACT"),
     Application("azur-growth", "azur", "pegase", "PG-GROWTH-CONTRACT"),
@@ -185,6 +210,7 @@ APPLICATIONS = [
     Application("var-growth", "var", "pegase", "PG-GROWTH-CONTRACT"),
     Application("durance-growth", "durance", "pegase", "PG-GROWTH-CONTRACT"),
     Application("calanques-desks", "calanques", "pegase", "PG-EXPORT-DESKS", target_country="SG"),
+    Application("azur-desks", "azur", "pegase", "PG-EXPORT-DESKS", target_country="IN"),
     # An ASTech member asking for a Pégase programme: members only.
     Application("argenteuil-desks", "argenteuil", "pegase", "PG-EXPORT-DESKS", target_country="MA"),
     Application("saclay-financing", "saclay", "astech", "AS-PRIVATE-FINANCING"),
@@ -209,11 +235,13 @@ class Sent:
     label: str
     producer: str = PRODUCER
     case: str | None = None  # the application key, for an event about a financing case
+    support: str | None = None  # the application key, for an event about an export support
+    data: dict[str, Any] = field(default_factory=dict)  # what it said
 
 
 class PartnerSystem:
-    """A partner's system (a staff tool, a bank, the investors' club): it builds CloudEvents and
-    publishes them under its own producer token."""
+    """A partner's system (a staff tool, a bank, the investors' club, a VIE relay, an export
+    desk): it builds CloudEvents and publishes them under its own producer token."""
 
     def __init__(self, js: JetStreamContext, run: str, producer: str, source: str,
                  sent: dict[str, Sent]) -> None:
@@ -247,13 +275,15 @@ class PartnerSystem:
         }
 
     async def publish(self, type_: str, cluster: str, company: Company, data: dict[str, Any], label: str,
-                      *, correlation_id: str | None = None, case: str | None = None) -> str:
+                      *, correlation_id: str | None = None, case: str | None = None,
+                      support: str | None = None) -> str:
         event = self.envelope(type_, cluster, company.siren, data, correlation_id or self.journey(company))
         # The subject names the event without its "envol." prefix and ".v<major>" suffix.
         name = type_.removeprefix("envol.").rsplit(".", 1)[0]
         subject = f"envol.{cluster}.{self.producer}.{name}"
         await self.js.publish(subject, json.dumps(event).encode(), headers={"Nats-Msg-Id": event["id"]})
-        self.sent[event["id"]] = Sent(event["id"], type_, cluster, company.key, label, self.producer, case)
+        self.sent[event["id"]] = Sent(event["id"], type_, cluster, company.key, label, self.producer, case,
+                                      support, data)
         return str(event["id"])
 
     async def on_case(self, type_: str, application: Application, label: str, **data: Any) -> str:
@@ -263,6 +293,15 @@ class PartnerSystem:
         return await self.publish(type_, application.cluster, company,
                                   {"case_id": self.application_id(application), **data},
                                   f"{label} ({company.name}, {application.programme})", case=application.key)
+
+    async def on_support(self, type_: str, application: Application, label: str, **data: Any) -> str:
+        """A fact about the export support opened by `application`'s enrolment: its id is the
+        application id too, and the event's subject the SME's SIREN."""
+        company = COMPANY[application.company]
+        return await self.publish(type_, application.cluster, company,
+                                  {"support_id": self.application_id(application), **data},
+                                  f"{label} ({company.name}, {application.programme})",
+                                  support=application.key)
 
 
 class StaffTools(PartnerSystem):
@@ -330,7 +369,8 @@ class StaffTools(PartnerSystem):
 
 @dataclass
 class Outcomes:
-    """Everything Envol published about applications, financing cases and refusals, as it arrives."""
+    """Everything Envol published about applications, financing cases, export supports and
+    refusals, as it arrives."""
 
     transitions: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # application id ->
     journeys: dict[str, str] = field(default_factory=dict)  # application id -> correlation id
@@ -340,6 +380,9 @@ class Outcomes:
     cases: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     # case id -> reminders and escalations, each with "event" ("reminder" or "escalation") and "seq"
     follow_ups: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    # support id -> the support payloads (opened, assigned, waitlisted, progressed, closed), each
+    # with "event", "seq" and "causation" (the id of the event that caused it)
+    supports: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     caused: set[str] = field(default_factory=set)  # ids of events that caused something
     caught_up: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -362,10 +405,20 @@ class Outcomes:
         elif type_.startswith("envol.case."):
             name = type_.removeprefix("envol.case.").rsplit(".", 1)[0]  # opened, progressed, closed
             self.cases.setdefault(data["case_id"], []).append({**data, "event": name, "seq": seq})
+        elif type_ in ("envol.support.reminder.due.v1", "envol.support.escalation.raised.v1"):
+            pass  # an export support's first checkpoint comes due days after it opens: not in a demo run
+        elif type_.startswith("envol.support."):
+            name = type_.removeprefix("envol.support.").rsplit(".", 1)[0]  # opened, assigned, waitlisted…
+            self.supports.setdefault(data["support_id"], []).append(
+                {**data, "event": name, "seq": seq, "causation": event.get("causationid")})
 
     def escalated(self, case_id: str, requirement_id: str) -> bool:
         return any(f["event"] == "escalation" and f.get("requirement_id") == requirement_id
                    for f in self.follow_ups.get(case_id, []))
+
+    def support_was(self, support_id: str, *statuses: str) -> bool:
+        """Whether the support has been in one of `statuses` (assigned, waiting, closed…)."""
+        return any(e["status"] in statuses for e in self.supports.get(support_id, []))
 
     def answered(self, event_id: str) -> bool:
         return event_id in self.caused or event_id in self.rejections
@@ -383,6 +436,10 @@ class Outcomes:
                 messages = await subscription.fetch(500, timeout=0.5)
             except (TimeoutError, NatsTimeoutError):
                 self.caught_up.set()
+                continue
+            if not messages:
+                # nats-py returns an empty batch when a status (the 408 of an earlier pull request
+                # that expired) comes in instead of messages: nothing new, fetch again.
                 continue
             for message in messages:
                 self.record(json.loads(message.data), message.metadata.sequence.stream)
@@ -420,6 +477,9 @@ class Demo:
     staff: StaffTools
     bank: PartnerSystem
     club: PartnerSystem
+    relay_cn: PartnerSystem
+    relay_de: PartnerSystem
+    desk_in: PartnerSystem
     outcomes: Outcomes
     deadline: float
 
@@ -427,11 +487,18 @@ class Demo:
         """Wait for Envol's answer to each event, as partners would; return the ids still unanswered."""
         return await self.outcomes.wait_for_answers(sent, self.deadline)
 
+    async def support_reaches(self, key: str, *statuses: str) -> bool:
+        """Wait until the export support of application `key` has been in one of `statuses`."""
+        support_id = self.staff.application_id(application(key))
+        return await self.outcomes.wait_until(lambda: self.outcomes.support_was(support_id, *statuses),
+                                              self.deadline)
 
-async def close_earlier_runs(tools: StaffTools, outcomes: Outcomes, deadline: float) -> int:
-    """Withdraw the demo applications an earlier run left live, to free places and ids."""
+
+async def close_earlier_runs(tools: StaffTools, outcomes: Outcomes, deadline: float) -> tuple[int, int]:
+    """Withdraw the demo applications an earlier run left live, to free places and ids; return
+    how many, and how many export supports that closed (freeing their places)."""
     by_siren = {c.siren: c for c in COMPANIES}
-    sent = []
+    sent, withdrawn = [], []
     for application_id, history in outcomes.transitions.items():
         last = history[-1]
         if not application_id.startswith("demo-") or last["to_status"] not in LIVE:
@@ -444,8 +511,13 @@ async def close_earlier_runs(tools: StaffTools, outcomes: Outcomes, deadline: fl
         sent.append(await tools.publish("envol.withdrawal.requested.v1", last["cluster"], company, data,
                                         f"reset of {application_id}",
                                         correlation_id=outcomes.journeys[application_id]))
+        withdrawn.append(application_id)
     await outcomes.wait_for_answers(sent, deadline)
-    return len(sent)
+    # Their export supports close (support id = application id) and free their places on relay
+    # missions, desks and cohorts: wait for it, so that this run's SMEs find them free.
+    supports = [i for i in withdrawn if i in outcomes.supports]
+    await outcomes.wait_until(lambda: all(outcomes.support_was(i, "closed") for i in supports), deadline)
+    return len(sent), sum(outcomes.support_was(i, "closed") for i in supports)
 
 
 async def act_1_registrations_and_applications(demo: Demo) -> list[str]:
@@ -472,7 +544,7 @@ async def act_2_reviews(demo: Demo) -> list[str]:
     tools = demo.staff
     accepted = {
         "garonne-rd": "partner bank agreed the R&D loan for the PSPC-Régions project",
-        "aquitaine-vie": "shares the Munich VIE with five other SMEs",
+        "aquitaine-vie": "shares the Hamburg VIE with five other SMEs",
         # A reviewer's mistake: this application is ineligible; Envol refuses the decision.
         "bigorre-vie": "strong US prospects",
         "lauragais-club": "avionics start-up ready for a first equity round",
@@ -483,6 +555,7 @@ async def act_2_reviews(demo: Demo) -> list[str]:
         "durance-growth": "growth plan approved by the committee",
         "saclay-financing": "fundraising of 4 M€ planned for 2027",
         "velizy-cci": "export plan for Canada validated with the CCI",
+        "azur-desks": "space optics for Indian launcher and satellite programmes",
     }
     sent = [await tools.review(application(key), "accept", reason) for key, reason in accepted.items()]
     sent.append(await tools.review(application("calanques-desks"), "deny",
@@ -599,9 +672,83 @@ async def act_7_follow_up(demo: Demo) -> list[str]:
             if sent.case == RD_LOAN and sent.label.startswith("requirement: annual accounts")]
 
 
+# The export story. Enrolment in an export programme opened a support whose id is the
+# application id; Envol gave it a place on a unit of its programme (a VIE relay mission in its
+# target country, an export desk, a CCI cohort), or put it on the waiting list of the units of
+# that country when all are full. Staff hand the support id to the partner serving the SME, who
+# reports on it under its own producer token; Envol checks that it is the partner serving it.
+# The China relay mission (av-vie-cn-2026) has two places.
+CHINA = {
+    "quercy-vie": "composite tooling for the Tianjin A320 final assembly line",
+    "landes-vie": "wiring harnesses for Chinese cabin integrators",
+    "tarn-vie": "surface treatments for COMAC's suppliers",
+}
+GERMANY, DESK = "aquitaine-vie", "azur-desks"
+LEAD_CENTS = 600_000_00
+CONTRACT_CENTS = 450_000_00
+
+
+def paris_day() -> str:
+    """Today in France: the export service dates a support's start and its partners' facts by
+    the French calendar (a fact dated before the enrolment day is refused)."""
+    return datetime.now(ZoneInfo("Europe/Paris")).date().isoformat()
+
+
+async def act_8_three_smes_for_two_places_in_china(demo: Demo) -> list[str]:
+    staff = demo.staff
+    for key, reason in CHINA.items():
+        # One at a time, looking at where Envol placed each before accepting the next: the first
+        # two take the mission's places, the third waits for one.
+        review = await staff.review(application(key), "accept", reason)
+        if await demo.answers([review]) or not await demo.support_reaches(key, "assigned", "waiting"):
+            return [review]
+    return []
+
+
+async def act_9_a_place_freed_in_china(demo: Demo) -> list[str]:
+    leaving, waiting = application("quercy-vie"), application("tarn-vie")
+    withdrawal = await demo.staff.withdraw(leaving, "its Chinese customer postponed the programme to 2028")
+    # Envol closes the support of the SME that withdrew and, in the same transaction, gives its
+    # place to the SME that has waited longest for China.
+    if await demo.answers([withdrawal]) or not await demo.support_reaches(waiting.key, "assigned"):
+        return [withdrawal]
+    # The China relay now serves the SME that waited: its first lead is accepted.
+    return await demo.answers([await demo.relay_cn.on_support(
+        "envol.relay.lead.reported.v1", waiting, "lead: COMAC", lead_id="comac-c919-coatings", country="CN",
+        buyer="COMAC", reported_on=paris_day(), estimated_cents=LEAD_CENTS)])
+
+
+async def act_10_relays_and_desks_report(demo: Demo) -> list[str]:
+    germany, desk, today = application(GERMANY), application(DESK), paris_day()
+    de, cn, india = demo.relay_de, demo.relay_cn, demo.desk_in
+    sent = [
+        await de.on_support("envol.relay.lead.reported.v1", germany, "lead: MTU Aero Engines",
+                            lead_id="mtu-blisk-machining", country="DE", buyer="MTU Aero Engines",
+                            reported_on=today, estimated_cents=LEAD_CENTS),
+        # The China relay's tool files a lead under the wrong support, the German-bound SME's:
+        # Envol refuses it (another relay serves that SME), on
+        # envol.aerospace-valley.vie-relay-cn.event.rejected.
+        await cn.on_support("envol.relay.lead.reported.v1", germany, "lead from the China relay",
+                            lead_id="avic-nacelles", country="CN", buyer="AVIC", reported_on=today),
+        await de.on_support("envol.relay.meeting.held.v1", germany, "meeting: MTU Aero Engines",
+                            country="DE", organisation="MTU Aero Engines", held_on=today,
+                            lead_id="mtu-blisk-machining"),
+        # Buyers are organisations; the amount is in euro cents.
+        await de.on_support("envol.export.contract.signed.v1", germany, "contract: MTU Aero Engines",
+                            contract_id="mtu-po-2026-017", country="DE", buyer="MTU Aero Engines",
+                            signed_on=today, amount_cents=CONTRACT_CENTS),
+        await india.on_support("envol.desk.prospects.delivered.v1", desk, "prospect list",
+                               list_id="space-optics-blr", country="IN", prospects=18, delivered_on=today),
+        await india.on_support("envol.desk.meeting.arranged.v1", desk, "meeting: ISRO", country="IN",
+                               organisation="Indian Space Research Organisation", held_on=today),
+    ]
+    return await demo.answers(sent)
+
+
 ACTS = (act_1_registrations_and_applications, act_2_reviews, act_3_participation,
         act_4_financing_cases_handed_over, act_5_the_bank_and_the_club, act_6_the_second_tranche,
-        act_7_follow_up)
+        act_7_follow_up, act_8_three_smes_for_two_places_in_china, act_9_a_place_freed_in_china,
+        act_10_relays_and_desks_report)
 
 
 # ---- the report --------------------------------------------------------------------------
@@ -645,7 +792,46 @@ def financing_case(app: Application, case_id: str, tools: StaffTools, outcomes: 
     }
 
 
-def build_report(tools: StaffTools, outcomes: Outcomes, missing: list[str], closed: int,
+def export_support(app: Application, support_id: str, tools: StaffTools,
+                   outcomes: Outcomes) -> dict[str, Any]:
+    """Where one export support stands, and its story: its places (waiting, assigned), the
+    partners' facts, contracts and refusals, ordered by `seq` as Envol recorded them."""
+    events = outcomes.supports[support_id]
+    last = events[-1]
+    # The status path: opened → assigned, or opened → waiting → assigned, then closed.
+    path = [e["status"] for e in events if e["event"] != "progressed"]
+    waitlisted = next((e for e in events if e["event"] == "waitlisted"), None)
+    placed = next((e for e in events
+                   if e["event"] == "assigned" and waitlisted and e["seq"] > waitlisted["seq"]), None)
+    waited_s = None
+    if waitlisted and placed:
+        waited = datetime.fromisoformat(placed["at"]) - datetime.fromisoformat(waitlisted["waiting_since"])
+        waited_s = round(waited.total_seconds(), 3)
+    accepted = {e["causation"] for e in events}
+    mine = [(i, sent) for i, sent in tools.sent.items() if sent.support == app.key]
+    contract_keys = ("contract_id", "country", "buyer", "signed_on", "amount_cents")
+    return {
+        "support_id": support_id, "company": app.company, "cluster": app.cluster, "programme": app.programme,
+        "kind": last["kind"], "target_country": last["target_country"], "status": last["status"],
+        "unit_id": last["unit_id"], "partner": last["partner"], "closed": last["status"] == "closed",
+        "path": path, "waited_for_place": waitlisted is not None, "waited_s": waited_s,
+        # Units it had a place on, in order (a withdrawn SME's place stays named here).
+        "units": list(dict.fromkeys(e["unit_id"] for e in events if e["unit_id"])),
+        "leads": last["leads"], "meetings": last["meetings"], "contracted_cents": last["contracted_cents"],
+        # The contracts Envol accepted, as their partner reported them.
+        "contracts": [{key: sent.data[key] for key in contract_keys} | {"by": sent.producer}
+                      for i, sent in mine
+                      if sent.type == "envol.export.contract.signed.v1" and i in accepted],
+        "history": [{"seq": e["seq"], "fact": e.get("fact", f"support.{e['event']}"), "by": e["by"],
+                     "status": e["status"], "unit_id": e["unit_id"], "summary": e["summary"]}
+                    for e in events],
+        "refused": [{"seq": outcomes.rejections[i]["seq"], "event": sent.label, "type": sent.type,
+                     "by": sent.producer, "reason": outcomes.rejections[i]["reason"]}
+                    for i, sent in mine if i in outcomes.rejections],
+    }
+
+
+def build_report(tools: StaffTools, outcomes: Outcomes, missing: list[str], closed: tuple[int, int],
                  dead_letters_total: int | None) -> dict[str, Any]:
     companies = {}
     for company in COMPANIES:
@@ -667,22 +853,27 @@ def build_report(tools: StaffTools, outcomes: Outcomes, missing: list[str], clos
         }
     financing = {app.key: financing_case(app, tools.application_id(app), tools, outcomes)
                  for app in APPLICATIONS if tools.application_id(app) in outcomes.cases}
+    export = {app.key: export_support(app, tools.application_id(app), tools, outcomes)
+              for app in APPLICATIONS if tools.application_id(app) in outcomes.supports}
     rejections = []
     for event_id, sent in tools.sent.items():
         if event_id in outcomes.rejections:
             rejection = outcomes.rejections[event_id]
             rejections.append({"event": sent.label, "type": sent.type, "cluster": sent.cluster,
                                "company": sent.company, "producer": sent.producer, "case": sent.case,
-                               "reason": rejection["reason"], "dead_lettered": rejection["dead_lettered"]})
+                               "support": sent.support, "reason": rejection["reason"],
+                               "dead_lettered": rejection["dead_lettered"]})
     return {
         "run": tools.run,
         "complete": not missing,
         "unanswered": [tools.sent[i].label for i in missing],
-        "closed_from_earlier_runs": closed,
+        "closed_from_earlier_runs": closed[0],
+        "supports_closed_from_earlier_runs": closed[1],
         "events_published": len(tools.sent),
         "companies": companies,
         "applications": applications,
         "financing": financing,
+        "export": export,
         "rejections": rejections,
         "dead_letters_this_run": sum(r["dead_lettered"] for r in rejections),
         "dead_letters_total": dead_letters_total,
@@ -693,7 +884,8 @@ def print_report(report: dict[str, Any]) -> None:
     out: list[str] = ["", f"Envol demo, run {report['run']}: what Envol decided", ""]
     if report["closed_from_earlier_runs"]:
         out += [f"(First withdrew {report['closed_from_earlier_runs']} application(s) left live by "
-                "earlier demo runs, so places and the one-application rule start clean.)", ""]
+                f"earlier demo runs, which closed {report['supports_closed_from_earlier_runs']} export "
+                "support(s), so places and the one-application rule start clean.)", ""]
     for cluster, cluster_name in CLUSTERS.items():
         out += ["=" * 100, f"  {cluster_name}  ({cluster})", "=" * 100]
         keys = [k for k, c in report["companies"].items() if c["cluster"] == cluster]
@@ -718,8 +910,9 @@ def print_report(report: dict[str, Any]) -> None:
                     if step["to"] in TOLD or promoted:
                         for reason in step["reasons"]:
                             out.append(f"      {'':<22}   {step['to']}: {reason}")
-        # Refusals about a financing case are told with the case.
-        refused = [r for r in report["rejections"] if r["cluster"] == cluster and not r["case"]]
+        # Refusals about a financing case or an export support are told with it.
+        refused = [r for r in report["rejections"]
+                   if r["cluster"] == cluster and not r["case"] and not r["support"]]
         if refused:
             out.append("  Refused events:")
             for rejection in refused:
@@ -727,6 +920,7 @@ def print_report(report: dict[str, Any]) -> None:
                 out.append(f"    ✗ {rejection['event']} [{rejection['type']}], {kept}")
                 out.append(f"        {rejection['reason']}")
         out += financing_lines(report, cluster)
+        out += export_lines(report, cluster)
         out.append("")
     total = report["dead_letters_total"]
     out.append(f"{report['events_published']} events published; {len(report['rejections'])} refused, "
@@ -761,6 +955,37 @@ def financing_lines(report: dict[str, Any], cluster: str) -> list[str]:
                   for f in case["reminders"]]
         story += [(f["seq"], f"!! escalation ({f['reason']}, reminded on {f['reminded_on']}): {f['detail']}")
                   for f in case["escalations"]]
+        out += [f"        {line}" for _, line in sorted(story)]
+    return out
+
+
+def export_lines(report: dict[str, Any], cluster: str) -> list[str]:
+    supports = [support for support in report["export"].values() if support["cluster"] == cluster]
+    if not supports:
+        return []
+    out = ["  Export:"]
+    for support in supports:
+        company = report["companies"][support["company"]]["name"]
+        about = f" ({company}, {support['programme']})"
+        towards = f" towards {support['target_country']}" if support["target_country"] else ""
+        if support["unit_id"]:
+            unit = f"on {support['unit_id']}, served by {support['partner']}"
+        else:  # waiting, or closed: its place, if it had one, went back to the unit
+            unit = f"its place on {support['units'][-1]} freed" if support["units"] else "no place"
+        waited = (f" (waited {support['waited_s']:.1f} s for a place)" if support["waited_s"] is not None
+                  else " (still waiting for a place)" if support["status"] == "waiting" else "")
+        out.append(f"    {company}: {support['kind']} support {support['support_id']} ({support['programme']}"
+                   f"{towards}), {unit}")
+        out.append(f"        status {' → '.join(support['path'])}{waited}")
+        if support["leads"] or support["meetings"] or support["contracts"]:
+            out.append(f"        leads {support['leads']}   meetings {support['meetings']}   "
+                       f"contracts {len(support['contracts'])} for {euros(support['contracted_cents'])}")
+        out += [f"        contract {c['contract_id']}: {c['buyer']} ({c['country']}), "
+                f"signed {c['signed_on']}, {euros(c['amount_cents'])}  [{c['by']}]"
+                for c in support["contracts"]]
+        story = [(h["seq"], f"· {h['summary']}  [{h['by']}]") for h in support["history"]]
+        story += [(r["seq"], f"✗ refused: {r['event'].removesuffix(about)}  [{r['by']}]\n"
+                             f"            {r['reason']}") for r in support["refused"]]
         out += [f"        {line}" for _, line in sorted(story)]
     return out
 
@@ -807,6 +1032,9 @@ async def run_demo(nats_url: str, timeout_s: float) -> dict[str, Any]:
         print(f"Demo run {run}: publishing to {nats_url}", flush=True)
         demo = Demo(staff=tools, bank=PartnerSystem(js, run, BANK, f"/{BANK}/rd-loan-desk", tools.sent),
                     club=PartnerSystem(js, run, CLUB, f"/{CLUB}/dealflow", tools.sent),
+                    relay_cn=PartnerSystem(js, run, RELAY_CN, f"/{RELAY_CN}/vie-log", tools.sent),
+                    relay_de=PartnerSystem(js, run, RELAY_DE, f"/{RELAY_DE}/vie-log", tools.sent),
+                    desk_in=PartnerSystem(js, run, DESK_IN, f"/{DESK_IN}/crm", tools.sent),
                     outcomes=outcomes, deadline=deadline)
         for act in ACTS:
             # Each act waits for Envol's answers before the next, as partners would.

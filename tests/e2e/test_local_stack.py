@@ -186,6 +186,53 @@ def test_stack_runs_the_demo_and_stops_cleanly(tmp_path: Path) -> None:
         # The withdrawn growth contract's case closed with it; the promoted one's opened.
         assert financing["var-growth"]["closed"] and financing["durance-growth"]["stage"] == "opened"
 
+        # Export: enrolment opened the supports (support id = application id) and placed them.
+        export = report["export"]
+        # Three SMEs for the two places of the China relay mission: the third waits, then gets
+        # the place freed when the first withdraws, and the China relay now reports for it.
+        china_keys = ("quercy-vie", "landes-vie", "tarn-vie")
+        china = [export[key] for key in china_keys]
+        assert [s["support_id"] for s in china] == [apps[key]["id"] for key in china_keys]
+        assert all(s["units"] == ["av-vie-cn-2026"] for s in china)
+        left, stayed, waited = china
+        assert apps["quercy-vie"]["path"][-1] == "withdrawn"
+        assert left["path"] == ["opened", "assigned", "closed"] and left["closed"] and not left["unit_id"]
+        assert stayed["path"] == ["opened", "assigned"] and not stayed["waited_for_place"]
+        assert waited["path"] == ["opened", "waiting", "assigned"] and waited["waited_for_place"]
+        assert (waited["unit_id"], waited["partner"], waited["status"]) == (
+            "av-vie-cn-2026", "vie-relay-cn", "assigned")
+        on_list, given = (h for h in waited["history"]
+                          if h["fact"] in ("support.waitlisted", "support.assigned"))
+        assert "av-vie-cn-2026 (CN) is full (2 places)" in on_list["summary"]
+        assert given["by"] == "export" and f"by support {left['support_id']} (withdrawn)" in given["summary"]
+        assert left["history"][-1]["seq"] < given["seq"]
+        assert waited["waited_s"] is not None and waited["waited_s"] >= 0
+        last = waited["history"][-1]
+        assert (last["fact"], last["by"]) == ("relay.lead.reported", "vie-relay-cn")
+        # Germany: a lead, a meeting and a contract signed in Germany, reported by the Germany relay.
+        germany = export["aquitaine-vie"]
+        assert (germany["target_country"], germany["unit_id"], germany["partner"]) == (
+            "DE", "av-vie-de-2026", "vie-relay-de")
+        assert (germany["leads"], germany["meetings"]) == (1, 1)
+        (contract,) = germany["contracts"]
+        assert (contract["country"], contract["buyer"], contract["amount_cents"], contract["by"]) == (
+            "DE", "MTU Aero Engines", 45_000_000, "vie-relay-de")
+        assert germany["contracted_cents"] == 45_000_000
+        (signed,) = [h["summary"] for h in germany["history"] if h["fact"] == "export.contract.signed"]
+        assert "signed in DE with MTU Aero Engines for 450,000.00 €" in signed
+        # The China relay reporting for the German-bound SME: refused, with the reason.
+        (wrong_relay,) = germany["refused"]
+        assert wrong_relay["by"] == "vie-relay-cn" and wrong_relay["type"] == "envol.relay.lead.reported.v1"
+        assert "is served by vie-relay-de (av-vie-de-2026), not by vie-relay-cn" in wrong_relay["reason"]
+        assert wrong_relay["event"] in {r["event"] for r in report["rejections"] if not r["dead_lettered"]}
+        assert all(not s["refused"] for key, s in export.items() if key != "aquitaine-vie")
+        desk = export["azur-desks"]
+        assert (desk["unit_id"], desk["partner"]) == ("pg-desk-in", "pg-comptoir-in")
+        assert [h["fact"] for h in desk["history"]][-2:] == [
+            "desk.prospects.delivered", "desk.meeting.arranged"]
+        cci = export["velizy-cci"]
+        assert (cci["unit_id"], cci["status"]) == ("as-cci-2026", "assigned")
+
         async def dead_letter_count() -> int:
             async with connected(state["nats_url"]) as nc:
                 return len(await dead_letters(nc))
@@ -196,6 +243,8 @@ def test_stack_runs_the_demo_and_stops_cleanly(tmp_path: Path) -> None:
         assert "enrolled: place freed by application" in output
         assert "✗ refused: tranche 2, before the progress report  [banque-garonne]" in output
         assert "!! escalation (requirement_overdue" in output
+        assert "  Export:" in output and "status opened → waiting → assigned" in output
+        assert "✗ refused: lead from the China relay  [vie-relay-cn]" in output
 
         # A second run against the same stack tells the same story: it first closes what the
         # first run left live.
@@ -206,7 +255,14 @@ def test_stack_runs_the_demo_and_stops_cleanly(tmp_path: Path) -> None:
         )
         assert again.returncode == 0, again.stdout + again.stderr
         second = json.loads((tmp_path / "again.json").read_text())
-        assert second["closed_from_earlier_runs"] == 9
+        assert second["closed_from_earlier_runs"] == 12
+        # ... which closes the five export supports it left open and frees their places: the
+        # China story is the same again.
+        assert second["supports_closed_from_earlier_runs"] == 5
+        assert [second["export"][key]["path"] for key in ("quercy-vie", "landes-vie", "tarn-vie")] == [
+            left["path"], stayed["path"], waited["path"]]
+        assert second["export"]["aquitaine-vie"]["contracted_cents"] == 45_000_000
+        assert len(second["export"]["aquitaine-vie"]["refused"]) == 1
         assert second["applications"]["durance-growth"]["path"] == apps["durance-growth"]["path"]
         # Fresh case ids: the same financing story again.
         again_loan = second["financing"]["garonne-rd"]

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from envol_export.domain.model import ExportSupport, Pool, SupportStatus, SupportUnit
 from envol_shared.repository import BatchRepository
@@ -20,9 +21,22 @@ class UnitRepository(BatchRepository[SupportUnit]):
     model = SupportUnit
     key = "id"
 
+    def __init__(self, session: AsyncSession) -> None:
+        super().__init__(session)
+        # (cluster, programme) whose units this transaction has locked and read already.
+        self._locked_programmes: set[tuple[str, str]] = set()
+
     async def pool(self, pool: Pool) -> list[SupportUnit]:
         """The units still running that can serve `pool`, locked for this transaction, by id."""
         cluster, programme, country = pool
+        if (cluster, programme) in self._locked_programmes:
+            # Locked and read earlier in this transaction (the batch's prefetch): no other
+            # instance can have changed them since, so what is in memory is current, and asking
+            # again would cost a round trip and an autoflush per opening.
+            return sorted((unit for unit in self._known.values()
+                           if unit is not None and unit.cluster == cluster and unit.programme == programme
+                           and unit.country == country and unit.ended_at is None),
+                          key=lambda unit: unit.id)
         return await self._locked(sa.and_(
             SupportUnit.cluster == cluster,  # type: ignore[arg-type]
             SupportUnit.programme == programme,  # type: ignore[arg-type]
@@ -34,11 +48,12 @@ class UnitRepository(BatchRepository[SupportUnit]):
         """Lock at once, in id order, every unit of these (cluster, programme) pairs: a batch that
         then locks pools one by one never waits on another instance that holds one of them while
         waiting for one of its own (no deadlock)."""
-        wanted = sorted(set(programmes))
+        wanted = sorted(set(programmes) - self._locked_programmes)
         if wanted:
             await self._locked(sa.or_(*(sa.and_(SupportUnit.cluster == cluster,  # type: ignore[arg-type]
                                                 SupportUnit.programme == programme)  # type: ignore[arg-type]
                                         for cluster, programme in wanted)))
+            self._locked_programmes |= set(wanted)
 
     async def every(self) -> list[SupportUnit]:
         """Every unit, locked (bringing them in line with the configuration at start)."""
