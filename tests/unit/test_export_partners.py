@@ -281,7 +281,8 @@ def test_two_files_for_one_cluster_and_an_empty_folder_are_refused(tmp_path: Pat
     assert load_error(tmp_path) == f"no export configuration (*.toml) in {tmp_path}"
     write(tmp_path, "aerospace-valley.toml", VALID)
     write(tmp_path, "av-copy.toml", VALID)
-    assert load_error(tmp_path) == f"two files in {tmp_path} describe the same cluster"
+    assert load_error(tmp_path) == (f"{tmp_path / 'av-copy.toml'}: describes cluster 'aerospace-valley'; "
+                                    "name the file aerospace-valley.toml")
 
 
 def test_file_that_is_not_toml_is_refused_naming_it(tmp_path: Path) -> None:

@@ -11,13 +11,12 @@ mistake stops it there with the file and the field at fault.
 from __future__ import annotations
 
 import os
-import tomllib
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from envol_export.domain.follow_up import FollowUpPolicy
 from envol_export.domain.model import (
@@ -29,6 +28,7 @@ from envol_export.domain.model import (
     UnitKind,
     mission_length_problem,
 )
+from envol_shared.configuration import ConfigurationError, load_cluster_files
 from envol_shared.identifiers import Siren
 
 SHIPPED = Path(__file__).parent / "partners"
@@ -199,8 +199,8 @@ class Partner:
     cluster: str
 
 
-class PartnersError(Exception):
-    pass
+# What a mistake in a partner file raises.
+PartnersError = ConfigurationError
 
 
 class Partners:
@@ -243,17 +243,7 @@ class Partners:
     @classmethod
     def load(cls, directory: Path | None = None) -> Partners:
         directory = directory or Path(os.environ.get("ENVOL_EXPORT_PARTNERS_DIR", SHIPPED))
-        files = sorted(directory.glob("*.toml"))
-        if not files:
-            raise PartnersError(f"no export configuration (*.toml) in {directory}")
-        clusters = []
-        for path in files:
-            try:
-                clusters.append(ClusterPartners.model_validate(tomllib.loads(path.read_text("utf-8"))))
-            except (tomllib.TOMLDecodeError, ValidationError) as exc:
-                raise PartnersError(f"{path}: {exc}") from None
-        if len({c.cluster for c in clusters}) != len(clusters):
-            raise PartnersError(f"two files in {directory} describe the same cluster")
+        clusters = load_cluster_files(directory, ClusterPartners, "export configuration")
         unit_ids = [entry.id for c in clusters for entry in (*c.missions, *c.desks, *c.cohorts)]
         if len(set(unit_ids)) != len(unit_ids):
             raise PartnersError(f"two files in {directory} use the same mission, desk or cohort id")

@@ -9,15 +9,15 @@ and the field at fault.
 from __future__ import annotations
 
 import os
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from envol_financing.domain.follow_up import FollowUpPolicy
 from envol_financing.domain.model import SERVED_BY, CaseKind, PartnerKind
+from envol_shared.configuration import ConfigurationError, load_cluster_files
 
 SHIPPED = Path(__file__).parent / "partners"
 TOKEN = r"^[a-z0-9][a-z0-9-]*$"
@@ -72,8 +72,8 @@ class Partner:
     cluster: str
 
 
-class PartnersError(Exception):
-    pass
+# What a mistake in a partner file raises.
+PartnersError = ConfigurationError
 
 
 class Partners:
@@ -113,18 +113,5 @@ class Partners:
     @classmethod
     def load(cls, directory: Path | None = None) -> Partners:
         directory = directory or Path(os.environ.get("ENVOL_FINANCING_PARTNERS_DIR", SHIPPED))
-        files = sorted(directory.glob("*.toml"))
-        if not files:
-            raise PartnersError(f"no partner configuration (*.toml) in {directory}")
-        clusters = []
-        for path in files:
-            try:
-                entry = ClusterPartners.model_validate(tomllib.loads(path.read_text("utf-8")))
-            except (tomllib.TOMLDecodeError, ValidationError) as exc:
-                raise PartnersError(f"{path}: {exc}") from None
-            # One file per cluster, named after it: a typo in either shows at start.
-            if path.stem != entry.cluster:
-                raise PartnersError(f"{path}: describes cluster {entry.cluster!r}; name the file "
-                                    f"{entry.cluster}.toml")
-            clusters.append(entry)
+        clusters = load_cluster_files(directory, ClusterPartners, "partner configuration")
         return cls(clusters)
