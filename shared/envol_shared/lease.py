@@ -105,10 +105,13 @@ class ConsumerLease:
         if holder not in (self.holder, "") and renewed_at > moment - self._ttl:
             return None  # held, and alive
         self.after_crash = holder not in (self.holder, "")
-        # Compare-and-set on the epoch: of two instances taking over at once, one wins.
+        # Compare-and-set on the epoch, and still unrenewed: of two instances taking over at
+        # once one wins, and a holder that renewed meanwhile (it was only slow) keeps it.
         taken = await connection.execute(
             sa.update(consumer_leases)
-            .where(consumer_leases.c.consumer == self._consumer, consumer_leases.c.epoch == epoch)
+            .where(consumer_leases.c.consumer == self._consumer, consumer_leases.c.epoch == epoch,
+                   sa.or_(consumer_leases.c.holder.in_(["", self.holder]),
+                          consumer_leases.c.renewed_at <= moment - self._ttl))
             .values(holder=self.holder, epoch=epoch + 1, renewed_at=moment))
         return epoch + 1 if taken.rowcount == 1 else None
 
