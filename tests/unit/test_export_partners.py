@@ -15,7 +15,8 @@ from envol_enrolment.catalogue import Catalogue
 from envol_enrolment.domain.model import ProgrammeKind
 from envol_export.domain.follow_up import FollowUpPolicy
 from envol_export.domain.model import UNIT_OF, PartnerKind, SupportKind, UnitKind
-from envol_export.partners import SHIPPED, Partner, Partners, PartnersError
+from envol_export.partners import SHIPPED, Partners, PartnersError
+from envol_shared.configuration import Partner
 
 NOW = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
 

@@ -11,7 +11,6 @@ mistake stops it there with the file and the field at fault.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
 from typing import Annotated
@@ -28,7 +27,7 @@ from envol_export.domain.model import (
     UnitKind,
     mission_length_problem,
 )
-from envol_shared.configuration import ConfigurationError, load_cluster_files
+from envol_shared.configuration import ClusterFiles, ConfigurationError, load_cluster_files
 from envol_shared.identifiers import Siren
 
 SHIPPED = Path(__file__).parent / "partners"
@@ -191,42 +190,16 @@ class ClusterPartners(Entry):
         ]
 
 
-@dataclass(frozen=True)
-class Partner:
-    id: str
-    kind: PartnerKind
-    name: str
-    cluster: str
-
-
 # What a mistake in a partner file raises.
 PartnersError = ConfigurationError
 
 
-class Partners:
+class Partners(ClusterFiles[ClusterPartners]):
     """The partners, staff producers, programmes, units and follow-up policy of every cluster."""
-
-    def __init__(self, clusters: list[ClusterPartners]) -> None:
-        self._clusters = {c.cluster: c for c in clusters}
-
-    @property
-    def clusters(self) -> list[str]:
-        return sorted(self._clusters)
 
     def support_kind(self, cluster: str, programme: str) -> SupportKind | None:
         entry = self._clusters.get(cluster)
         return entry.programmes.get(programme) if entry else None
-
-    def is_staff(self, cluster: str, producer: str) -> bool:
-        entry = self._clusters.get(cluster)
-        return entry is not None and producer in entry.staff
-
-    def partner(self, cluster: str, producer: str) -> Partner | None:
-        entry = self._clusters.get(cluster)
-        for p in entry.partners if entry else []:
-            if p.id == producer:
-                return Partner(p.id, p.kind, p.name, cluster)
-        return None
 
     def policy(self, cluster: str) -> FollowUpPolicy:
         entry = self._clusters.get(cluster)

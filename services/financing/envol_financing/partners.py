@@ -9,7 +9,6 @@ and the field at fault.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
 
@@ -17,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from envol_financing.domain.follow_up import FollowUpPolicy
 from envol_financing.domain.model import SERVED_BY, CaseKind, PartnerKind
-from envol_shared.configuration import ConfigurationError, load_cluster_files
+from envol_shared.configuration import ClusterFiles, ConfigurationError, Partner, load_cluster_files
 
 SHIPPED = Path(__file__).parent / "partners"
 TOKEN = r"^[a-z0-9][a-z0-9-]*$"
@@ -64,47 +63,19 @@ class ClusterPartners(BaseModel):
         return self
 
 
-@dataclass(frozen=True)
-class Partner:
-    id: str
-    kind: PartnerKind
-    name: str
-    cluster: str
-
-
 # What a mistake in a partner file raises.
 PartnersError = ConfigurationError
 
 
-class Partners:
+class Partners(ClusterFiles[ClusterPartners]):
     """The partners, staff producers, programmes and follow-up policy of every cluster."""
-
-    def __init__(self, clusters: list[ClusterPartners]) -> None:
-        self._clusters = {c.cluster: c for c in clusters}
-
-    @property
-    def clusters(self) -> list[str]:
-        return sorted(self._clusters)
 
     def case_kind(self, cluster: str, programme: str) -> CaseKind | None:
         entry = self._clusters.get(cluster)
         return entry.programmes.get(programme) if entry else None
 
-    def is_staff(self, cluster: str, producer: str) -> bool:
-        entry = self._clusters.get(cluster)
-        return entry is not None and producer in entry.staff
-
-    def partner(self, cluster: str, producer: str) -> Partner | None:
-        entry = self._clusters.get(cluster)
-        for p in entry.partners if entry else []:
-            if p.id == producer:
-                return Partner(p.id, p.kind, p.name, cluster)
-        return None
-
     def serving(self, cluster: str, kind: PartnerKind) -> list[Partner]:
-        entry = self._clusters.get(cluster)
-        partners = entry.partners if entry else []
-        return [Partner(p.id, p.kind, p.name, cluster) for p in partners if p.kind is kind]
+        return [p for p in self.partners_of(cluster) if p.kind is kind]
 
     def policy(self, cluster: str) -> FollowUpPolicy:
         entry = self._clusters.get(cluster)
