@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-from conftest import query, wait_until_rows
+import asyncio
+from dataclasses import replace
+
+from conftest import query
 from stdnum import luhn
 from support import publish, registration
 
+from envol_enrolment.bootstrap import bootstrap
 from envol_shared.contracts import enrolment as ev
 from envol_shared.topology import CONSUMERS, EVENTS_STREAM, provision
 
@@ -32,15 +36,31 @@ async def test_provisioning_is_idempotent_and_applies_changed_limits(nc):
 async def test_stop_finishes_the_batch_in_hand_and_flushes_the_outbox(
     nc, start_service, database_url
 ):
-    total = 1500
+    total, batch = 1500, 100
     for n in range(total):
         await publish(nc, ev.CompanyRegistered(**registration(siren(n))), company=siren(n))
-    service = await start_service(batch_size=100)
-    await wait_until_rows(database_url, "select count(*) from inbox", 1)
-    await service.stop()
+    # The first handler call waits until the stop has been asked for: the stop then lands
+    # mid-stream, with one batch in hand, however fast the machine is.
+    definition = bootstrap()
+    register = definition.handlers[ev.CompanyRegistered]
+    in_hand, stop_requested = asyncio.Event(), asyncio.Event()
+
+    async def gated_register(data, context):  # type: ignore[no-untyped-def]
+        if not in_hand.is_set():
+            in_hand.set()
+            await stop_requested.wait()
+        await register(data, context)
+
+    definition = replace(definition, handlers={**definition.handlers, ev.CompanyRegistered: gated_register})
+    service = await start_service(batch_size=batch, definition=definition)
+    await asyncio.wait_for(in_hand.wait(), timeout=60)
+    stopping = asyncio.create_task(service.stop())
+    await asyncio.wait_for(service.stopping.wait(), timeout=30)
+    stop_requested.set()
+    await stopping
 
     applied = (await query(database_url, "select count(*) from inbox"))[0][0]
-    assert 0 < applied < total, "the stop must land mid-stream for this test to mean anything"
+    assert 0 < applied <= batch, "the batch in hand is finished, and no other is started"
     pending = (await query(database_url, "select count(*) from outbox where published_at is null"))
     assert pending[0][0] == 0, "the outbox is flushed before the service closes"
     info = await nc.jetstream().consumer_info(EVENTS_STREAM, "enrolment")
