@@ -6,17 +6,20 @@ For each fetched batch, one transaction:
   (c) writes outgoing events, rejections and dead letters to the outbox;
 and only after commit are the messages acknowledged.
 
-What can go wrong, and what happens:
-- unreadable message (not JSON, not a CloudEvent, schema violation, unknown type or version):
-  kept in the dead-letter stream with the reason and original bytes, and a rejection event
-  is sent to the producer's namespace; the message is acknowledged.
+A message can only fail itself. What can go wrong, and what happens:
+- unreadable message (not JSON, beyond the contract's limits, not a CloudEvent, schema
+  violation, unknown type or version): kept in the dead-letter stream with the reason and
+  original bytes, and a rejection event is sent to the producer's namespace; acknowledged.
 - business refusal (unknown application, illegal transition...): a rejection event, no change.
-- transient failure (database unreachable, locked, timing out): the whole batch is rolled
-  back and redelivered after a delay; fetching pauses meanwhile. Never terminated.
-- a handler raising anything else: the batch is replayed without that message, which is
-  redelivered later (and dead-lettered after `max_attempts`); later messages about the same
-  company wait behind it so per-company order holds, across restarts too (the hold is
-  stored in `held_companies` in the same transaction).
+- transient failure (database unreachable, locked, timing out, a deadlock): the whole batch
+  is rolled back and redelivered after a delay; fetching pauses meanwhile. Never terminated.
+- anything else, in a handler or when its changes are written: the batch is applied again
+  with each message in a savepoint of its own, so the one at fault is found and undone
+  alone; it is redelivered later (and dead-lettered after `max_attempts`); later messages
+  about the same company wait behind it so per-company order holds, across restarts too
+  (the hold is stored in `held_companies` in the same transaction).
+- the same event again (same producer, source and id): acknowledged with no effect; if it
+  had been refused and comes back from its producer, the refusal is sent again.
 
 The consumer is written on nats-py rather than FastStream's batch subscriber: FastStream
 keeps fetching until a batch is full or a timeout expires, which adds that timeout to the
@@ -28,11 +31,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import enum
-import json
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
@@ -46,20 +47,11 @@ from nats.js.errors import ServiceUnavailableError
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
-from envol_shared.event_log import OutboxRow, OutgoingMessage
-from envol_shared.events import (
-    EventData,
-    EventRejected,
-    Incoming,
-    InvalidEvent,
-    is_token,
-    make_event,
-    namespace_of,
-    parse_event,
-    subject_for,
-)
+from envol_shared.deliveries import Delivery, Outcome, dead_letter, rejection
+from envol_shared.event_log import OutboxRow, OutgoingMessage, Received
+from envol_shared.events import EventData, Incoming, make_event
 from envol_shared.lease import ConsumerLease, LeaseLost
-from envol_shared.topology import EVENTS_STREAM, ServiceConsumer, dead_letter_subject
+from envol_shared.topology import EVENTS_STREAM, ServiceConsumer
 from envol_shared.unit_of_work import UnitOfWork
 
 U = TypeVar("U", bound=UnitOfWork)
@@ -125,77 +117,6 @@ def emit(uow: UnitOfWork, data: EventData, *, cluster: str, producer: str, compa
 Handler = Callable[[Any, Context[Any]], Awaitable[None]]
 
 
-class Outcome(enum.Enum):
-    APPLIED = "applied"
-    REJECTED = "rejected"
-    DEAD_LETTERED = "dead_lettered"
-    DUPLICATE = "duplicate"
-    RETRY = "retry"          # failed this time, redelivered later
-    WAITING = "waiting"      # an earlier event about the same company must go first
-
-
-@dataclass
-class Delivery:
-    msg: Msg
-    subject: str
-    stream_sequence: int
-    attempt: int
-    incoming: Incoming | None = None
-    invalid_reason: str | None = None
-    rejection: str | None = None
-    failure: str | None = None
-    outcome: Outcome | None = None
-    key: str = ""
-    company: str = ""
-    readable_id: str | None = None  # the id of an unreadable message, when it has one
-    extra_log: dict[str, Any] = field(default_factory=dict)
-
-    @classmethod
-    def of(cls, msg: Msg, accepted: frozenset[str]) -> Delivery:
-        meta = msg.metadata
-        delivery = cls(msg=msg, subject=msg.subject, stream_sequence=meta.sequence.stream,
-                       attempt=meta.num_delivered or 1)
-        try:
-            delivery.incoming = parse_event(msg.data, msg.subject, accepted)
-        except InvalidEvent as exc:
-            delivery.invalid_reason = exc.reason
-        delivery.key, delivery.company = delivery._identity()
-        return delivery
-
-    def _identity(self) -> tuple[str, str]:
-        if self.incoming is not None:
-            envelope = self.incoming.envelope
-            return f"{envelope.source} {envelope.id}", envelope.subject
-        # Unreadable: dedupe on the envelope id if one can be read, else on the stream position.
-        try:
-            document = json.loads(self.msg.data)
-        except (ValueError, UnicodeDecodeError):
-            document = None
-        if isinstance(document, dict) and document.get("id") is not None:
-            self.readable_id = str(document["id"])[:128]
-            if document.get("source"):
-                return f"{document['source']} {document['id']}", str(document.get("subject", ""))
-        return f"{EVENTS_STREAM}#{self.stream_sequence}", ""
-
-    def log_fields(self) -> dict[str, Any]:
-        fields: dict[str, Any] = {"stream_seq": self.stream_sequence, "nats_subject": self.subject,
-                                  "attempt": self.attempt}
-        if self.incoming is not None:
-            envelope = self.incoming.envelope
-            fields.update(event_id=envelope.id, event_type=envelope.type, cluster=envelope.cluster,
-                          correlation_id=envelope.correlationid, company=envelope.subject,
-                          producer=self.incoming.producer)
-        else:
-            namespace = namespace_of(self.subject)
-            if namespace:
-                fields.update(cluster=namespace[0], producer=namespace[1])
-        return fields
-
-
-class _Replay(Exception):
-    """Restart the batch's transaction without the delivery that just failed."""
-
-
 class EventConsumer(Generic[U]):
     def __init__(
         self,
@@ -210,6 +131,7 @@ class EventConsumer(Generic[U]):
         retry_delay_s: float = 2.0,
         max_retry_delay_s: float = 60.0,
         lease: ConsumerLease | None = None,
+        max_payload: int = 1024 * 1024,
     ) -> None:
         self._js = js
         self._consumer = consumer
@@ -225,6 +147,8 @@ class EventConsumer(Generic[U]):
         self._retry_delay_s = retry_delay_s
         self._max_retry_delay_s = max_retry_delay_s
         self._lease = lease
+        # The server's limit: a dead letter, original included, never exceeds it.
+        self._max_payload = max_payload
         # company -> stream sequence of its oldest event waiting for a redelivery (loaded from
         # and saved to the database, so per-company order survives a restart)
         self._held: dict[str, int] = {}
@@ -333,18 +257,20 @@ class EventConsumer(Generic[U]):
                 await _sleep_unless(stopping, self._delay(attempt))
 
     async def process(self, messages: list[Msg]) -> float:
-        """Process one fetched batch; return how long to pause fetching (0 when healthy)."""
+        """Process one fetched batch; return how long to pause fetching (0 when healthy).
+
+        The batch is applied at once; if anything in it fails that is not transient, it is
+        applied again with each message in its own savepoint, which finds the culprit."""
         deliveries = [Delivery.of(msg, self._accepted) for msg in messages]
         for delivery in deliveries:
             held_at = self._held.get(delivery.company)
             if delivery.company and held_at is not None and delivery.stream_sequence > held_at:
                 delivery.outcome = Outcome.WAITING
+        isolated = False
         while True:
             try:
-                written, holds = await self._apply(deliveries)
+                written, holds = await self._apply(deliveries, isolated=isolated)
                 break
-            except _Replay:
-                continue
             except LeaseLost:
                 # Another instance consumes now: what this batch did is rolled back, and it
                 # gets these messages again.
@@ -352,11 +278,16 @@ class EventConsumer(Generic[U]):
                     await delivery.msg.nak()
                 raise
             except Exception as exc:
-                if not is_transient(exc):
-                    raise
+                if not is_transient(exc) and not isolated:
+                    isolated = True
+                    self.log.info("batch.isolating_failure", size=len(deliveries), error=_describe(exc))
+                    continue
+                # Transient, or failing with every message in a savepoint of its own: not a
+                # message's fault. Try the batch again later, and keep consuming.
                 delay = self._delay(max(d.attempt for d in deliveries))
-                self.log.warning("batch.transient_failure", error=repr(exc), size=len(deliveries),
-                                 retry_in_s=delay)
+                log = self.log.warning if is_transient(exc) else self.log.error
+                log("batch.transient_failure" if is_transient(exc) else "batch.failed",
+                    error=_describe(exc), size=len(deliveries), retry_in_s=delay)
                 for delivery in deliveries:
                     await delivery.msg.nak(delay=delay)
                 return delay
@@ -369,36 +300,36 @@ class EventConsumer(Generic[U]):
         await self._settle(deliveries)
         return 0.0
 
-    async def _apply(self, deliveries: list[Delivery]) -> tuple[list[OutboxRow], dict[str, int | None]]:
+    async def _apply(self, deliveries: list[Delivery], *,
+                     isolated: bool) -> tuple[list[OutboxRow], dict[str, int | None]]:
         for delivery in deliveries:
             if delivery.outcome not in (Outcome.RETRY, Outcome.WAITING):
-                delivery.outcome = None
+                delivery.outcome, delivery.reason = None, None
         waiting_companies: set[str] = set()
         async with self._uow_factory() as uow:
             live = [d for d in deliveries if d.outcome is None]
             seen = await uow.inbox.seen({d.key for d in live})
-            await uow.prefetch([d.incoming for d in live
-                                if d.incoming is not None and d.key not in seen])
+            fresh = [d for d in live if d.incoming is not None and d.key not in seen]
+            await uow.prefetch([d.incoming for d in fresh if d.incoming is not None])
+            after = {id(d): fresh[index + 1:] for index, d in enumerate(fresh)} if isolated else {}
             for delivery in deliveries:
                 if delivery.outcome in (Outcome.RETRY, Outcome.WAITING):
                     if delivery.company:
                         waiting_companies.add(delivery.company)
                     continue
                 if delivery.key in seen:
-                    delivery.outcome = Outcome.DUPLICATE
+                    self._duplicate(uow, delivery, seen[delivery.key])
                     continue
                 if delivery.company and delivery.company in waiting_companies:
                     delivery.outcome = Outcome.WAITING
                     continue
-                seen.add(delivery.key)
                 if delivery.invalid_reason is not None or delivery.failure is not None:
-                    self._dead_letter(uow, delivery)
-                elif delivery.rejection is not None:
-                    delivery.outcome = Outcome.REJECTED
-                    uow.outbox.add(self._rejection(delivery, delivery.rejection, dead_lettered=False))
-                    uow.inbox.record(delivery.key, Outcome.REJECTED.value)
+                    self._dead_letter(uow, delivery, delivery.invalid_reason or delivery.failure or "")
+                elif isolated:
+                    await self._handle_alone(uow, delivery, after[id(delivery)])
                 else:
                     await self._handle(uow, delivery)
+                seen[delivery.key] = delivery.received
             holds = self._hold_changes(deliveries)
             await uow.holds.apply(holds)
             if self._lease is not None:
@@ -423,69 +354,55 @@ class EventConsumer(Generic[U]):
         return changes
 
     async def _handle(self, uow: U, delivery: Delivery) -> None:
+        """Apply one event, all in the batch's transaction: any failure fails the batch."""
         assert delivery.incoming is not None
         handler = self._handlers[delivery.incoming.envelope.type]
+        await handler(delivery.incoming.data, Context(delivery.incoming, uow, self.service))
+        delivery.outcome = Outcome.APPLIED
+        uow.inbox.record(delivery.key, delivery.received)
+
+    async def _handle_alone(self, uow: U, delivery: Delivery, rest: list[Delivery]) -> None:
+        """Apply one event in a savepoint: a refusal or a failure, in the handler or in
+        writing what it changed, undoes this event's changes and nothing else."""
+        assert delivery.incoming is not None
         try:
-            await handler(delivery.incoming.data, Context(delivery.incoming, uow, self.service))
+            async with uow.savepoint():
+                await self._handle(uow, delivery)
+            return
         except Rejected as exc:
-            # Replay the batch without this handler's changes, whatever it had touched.
-            delivery.rejection = exc.reason
+            delivery.outcome, delivery.reason = Outcome.REJECTED, exc.reason
             delivery.extra_log["reason"] = exc.reason
-            raise _Replay from exc
+            uow.outbox.add(rejection(self.service, delivery, exc.reason, dead_lettered=False))
+            uow.inbox.record(delivery.key, delivery.received)
         except Exception as exc:
             if is_transient(exc):
                 raise
+            self.log.error("event.handler_failed", error=_describe(exc), **delivery.log_fields())
             if delivery.attempt >= self._max_attempts:
-                delivery.failure = (f"handler failed on attempt {delivery.attempt} of "
-                                    f"{self._max_attempts}: {exc!r}")
+                self._dead_letter(uow, delivery, f"handler failed on attempt {delivery.attempt} of "
+                                                 f"{self._max_attempts}: {_describe(exc)}")
             else:
                 delivery.outcome = Outcome.RETRY
-            self.log.error("event.handler_failed", error=repr(exc), **delivery.log_fields())
-            raise _Replay from exc
-        delivery.outcome = Outcome.APPLIED
-        uow.inbox.record(delivery.key, Outcome.APPLIED.value)
+        # The savepoint's undoing emptied the session: load again what the rest will need.
+        await uow.prefetch([d.incoming for d in rest if d.incoming is not None])
 
-    def _dead_letter(self, uow: U, delivery: Delivery) -> None:
-        reason = delivery.invalid_reason or delivery.failure or "unknown"
-        delivery.outcome = Outcome.DEAD_LETTERED
+    def _duplicate(self, uow: U, delivery: Delivery, before: Received) -> None:
+        """Seen already: no second effect. A refused event sent again by its producer (not a
+        redelivery of the same stream message) hears the same refusal again."""
+        delivery.outcome = Outcome.DUPLICATE
+        refused = before.outcome in (Outcome.REJECTED.value, Outcome.DEAD_LETTERED.value)
+        if refused and before.stream_sequence != delivery.stream_sequence:
+            reason = f"sent again, and refused again: {before.reason or 'refused'}"
+            uow.outbox.add(rejection(self.service, delivery, reason,
+                                     dead_lettered=before.outcome == Outcome.DEAD_LETTERED.value))
+            delivery.extra_log.update(reason=reason, refusal_repeated=True)
+
+    def _dead_letter(self, uow: U, delivery: Delivery, reason: str) -> None:
+        delivery.outcome, delivery.reason = Outcome.DEAD_LETTERED, reason
         delivery.extra_log["reason"] = reason
-        cluster, producer = namespace_of(delivery.subject) or ("unknown", "unknown")
-        uow.outbox.add(OutgoingMessage(
-            message_id=f"dead-letter {self.service} {delivery.key}",
-            subject=dead_letter_subject(self.service, cluster, producer),
-            payload=delivery.msg.data,
-            headers={
-                "Envol-Reason": _header_value(reason),
-                "Envol-Service": self.service,
-                "Envol-Original-Subject": delivery.subject,
-                "Envol-Original-Stream-Sequence": str(delivery.stream_sequence),
-                "Envol-Delivery-Attempts": str(delivery.attempt),
-            },
-        ))
-        uow.outbox.add(self._rejection(delivery, reason, dead_lettered=True))
-        uow.inbox.record(delivery.key, Outcome.DEAD_LETTERED.value)
-
-    def _rejection(self, delivery: Delivery, reason: str, *, dead_lettered: bool) -> OutgoingMessage:
-        cluster, producer = namespace_of(delivery.subject) or ("unknown", "unknown")
-        envelope = delivery.incoming.envelope if delivery.incoming else None
-        rejection = EventRejected(
-            rejected_event_id=envelope.id if envelope else delivery.readable_id,
-            rejected_type=envelope.type if envelope else None,
-            rejected_subject=delivery.subject,
-            service=self.service,
-            reason=reason,
-            dead_lettered=dead_lettered,
-        )
-        _, event = make_event(
-            rejection,
-            cluster=cluster if is_token(cluster) else "unknown",
-            producer=self.service,
-            company=delivery.company or "unknown",
-            correlation_id=envelope.correlationid if envelope else None,
-            causation_id=envelope.id if envelope else None,
-        )
-        # Back into the namespace of whoever sent it, where it is allowed to read.
-        return OutgoingMessage.of_event(subject_for(cluster, producer, EventRejected.type), event)
+        uow.outbox.add(dead_letter(self.service, delivery, reason, max_payload=self._max_payload))
+        uow.outbox.add(rejection(self.service, delivery, reason, dead_lettered=True))
+        uow.inbox.record(delivery.key, delivery.received)
 
     async def _settle(self, deliveries: list[Delivery]) -> None:
         for delivery in deliveries:
@@ -504,8 +421,11 @@ class EventConsumer(Generic[U]):
                 log.info(f"event.{delivery.outcome.value}")
 
 
-def _header_value(text: str) -> str:
-    return " ".join(text.split())[:1000]
+def _describe(exc: BaseException) -> str:
+    """An error as an operator may read it: its kind, never the data it was about (a
+    database error's text can quote the offending value)."""
+    cause = getattr(exc, "orig", None)
+    return f"{type(exc).__name__} ({type(cause).__name__})" if cause is not None else type(exc).__name__
 
 
 async def _sleep_unless(stopping: asyncio.Event, seconds: float) -> None:

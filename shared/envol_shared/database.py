@@ -37,7 +37,7 @@ def sqlite_url(path: Path) -> str:
 def create_engine(url: str) -> AsyncEngine:
     url = normalise_url(url)
     if url.startswith("sqlite"):
-        engine = create_async_engine(url, connect_args={"timeout": 15})
+        engine = create_async_engine(url, connect_args={"timeout": 15}, hide_parameters=True)
 
         @event.listens_for(engine.sync_engine, "connect")
         def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
@@ -52,7 +52,8 @@ def create_engine(url: str) -> AsyncEngine:
         return engine
     # No pre-ping (a round trip per checkout): a dead connection fails the batch as a
     # transient error, the pool is invalidated, and the batch is redelivered.
-    return create_async_engine(url, pool_size=5, max_overflow=5)
+    # hide_parameters: an error never carries a row's values (a contact's name...) into a log.
+    return create_async_engine(url, pool_size=5, max_overflow=5, hide_parameters=True)
 
 
 def _alembic_config(service_versions: Path) -> Config:

@@ -28,6 +28,10 @@ inbox = sa.Table(
     sa.Column("message_key", sa.String(400), primary_key=True),
     sa.Column("received_at", UtcDateTime(), nullable=False),
     sa.Column("outcome", sa.String(16), nullable=False),
+    # Why it was refused (rejected, dead-lettered), and where it stood in the stream: a copy
+    # at another position is a resend by its producer, who is told the refusal again.
+    sa.Column("reason", sa.String(2000), nullable=True),
+    sa.Column("stream_sequence", sa.BigInteger(), nullable=True),
 )
 
 outbox = sa.Table(
@@ -86,6 +90,14 @@ class OutgoingMessage:
         return cls(message_id=envelope.id, subject=subject, payload=envelope.to_bytes())
 
 
+class Received(NamedTuple):
+    """What the inbox remembers of a message taken into account."""
+
+    outcome: str
+    reason: str | None
+    stream_sequence: int | None
+
+
 class Inbox:
     """Which messages this consumer has already taken into account."""
 
@@ -94,20 +106,23 @@ class Inbox:
         self._consumer = consumer
         self._pending: list[dict[str, object]] = []
 
-    async def seen(self, keys: Iterable[str]) -> set[str]:
+    async def seen(self, keys: Iterable[str]) -> dict[str, Received]:
         keys = list(keys)
         if not keys:
-            return set()
+            return {}
         rows = await self._session.execute(
-            sa.select(inbox.c.message_key).where(
-                inbox.c.consumer == self._consumer, inbox.c.message_key.in_(keys)
-            )
+            sa.select(inbox.c.message_key, inbox.c.outcome, inbox.c.reason, inbox.c.stream_sequence)
+            .where(inbox.c.consumer == self._consumer, inbox.c.message_key.in_(keys))
         )
-        return set(rows.scalars())
+        return {key: Received(outcome, reason, sequence) for key, outcome, reason, sequence in rows}
 
-    def record(self, key: str, outcome: str) -> None:
-        self._pending.append({"consumer": self._consumer, "message_key": key,
-                              "received_at": now(), "outcome": outcome})
+    def record(self, key: str, received: Received) -> None:
+        self._pending.append({"consumer": self._consumer, "message_key": key, "received_at": now(),
+                              "outcome": received.outcome, "reason": received.reason,
+                              "stream_sequence": received.stream_sequence})
+
+    def forget_pending(self) -> None:
+        self._pending = []
 
     async def flush(self) -> None:
         if self._pending:
@@ -154,6 +169,12 @@ class Outbox:
                 for id_, row in zip(ids.scalars(), self._pending, strict=True)
             ]
             self._pending = []
+
+    def forget_since(self, written: int) -> None:
+        """Drop what was added, and written, after the first `written` rows (a savepoint
+        rolled back: those rows no longer exist)."""
+        self._pending = []
+        del self.written[written:]
 
 
 class Holds:
@@ -207,6 +228,9 @@ class Timers:
 
     def cancel(self, key: str) -> None:
         self._pending[key] = None
+
+    def forget_pending(self) -> None:
+        self._pending = {}
 
     async def flush(self) -> None:
         if not self._pending:

@@ -18,11 +18,13 @@ A rejection goes back into the namespace of the producer that sent the rejected 
 
 from __future__ import annotations
 
+import hashlib
 import json
+import math
 import re
 import uuid
 from collections.abc import Iterable
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Annotated, Any, ClassVar, Literal, TypeVar
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
@@ -37,16 +39,45 @@ _TOKEN = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 _TYPE = re.compile(r"^envol\.(?P<name>[a-z0-9-]+(?:\.[a-z0-9-]+)+)\.v(?P<major>[1-9][0-9]*)$")
 
 
+# What the contract accepts, whatever the field: the limits are published in the README and
+# in the schemas. They keep out what the databases cannot store (64-bit integers, no NUL) and
+# what the domain cannot compute with (dates it cannot add a month to, infinite numbers).
+FIRST_YEAR, LAST_YEAR = 1900, 2199
+MAX_CENTS = 10**15  # ten thousand billion euros: sums of many still fit in 64 bits
+MAX_DEPTH = 32  # objects and arrays nested in an envelope, the envelope itself included
+MAX_STRING = 10_000  # characters of any string; most fields allow far fewer
+MIN_INT, MAX_INT = -(2**63), 2**63 - 1
+# Ids are printable ASCII without spaces: they end up in keys, headers and log lines.
+_PRINTABLE = r"^[!-~]+$"
+# Characters no text may hold: C0 controls but tab, line feed and carriage return, and DEL.
+_FORBIDDEN = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def _within_years(value: date) -> None:
+    if not FIRST_YEAR <= value.year <= LAST_YEAR:
+        raise ValueError(f"must be between the years {FIRST_YEAR} and {LAST_YEAR}")
+
+
 def utc(value: datetime) -> datetime:
     """Normalise an aware datetime to UTC (naive datetimes never reach here: AwareDatetime)."""
+    _within_years(value)  # before converting: year 9999 at UTC-12 overflows
     return value.astimezone(UTC)
 
 
-UtcDatetime = Annotated[AwareDatetime, AfterValidator(utc)]
+def sane_day(value: date) -> date:
+    _within_years(value)
+    return value
+
+
+UtcDatetime = Annotated[AwareDatetime, AfterValidator(utc),
+                        Field(description=f"with a time zone; years {FIRST_YEAR} to {LAST_YEAR}")]
+Day = Annotated[date, AfterValidator(sane_day),
+                Field(description=f"a calendar day, years {FIRST_YEAR} to {LAST_YEAR}")]
 # Money is always an integer number of euro cents, never a float.
-EuroCents = Annotated[int, Field(ge=0, description="amount in euro cents")]
+EuroCents = Annotated[int, Field(ge=0, le=MAX_CENTS, description="amount in euro cents")]
 # A subject token: a cluster id (aerospace-valley, pegase, astech) or a producer id.
 Token = Annotated[str, Field(pattern=_TOKEN.pattern, max_length=64)]
+Identifier = Annotated[str, Field(min_length=1, max_length=128, pattern=_PRINTABLE)]
 
 
 def is_token(text: str) -> bool:
@@ -61,7 +92,7 @@ def now() -> datetime:
 class Payload(BaseModel):
     """Base of every model carried in event data: unknown fields are an error, not ignored."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class EventData(Payload):
@@ -105,20 +136,20 @@ def event_name(type_: str) -> str:
 class CloudEvent(BaseModel):
     """A CloudEvents 1.0 envelope in structured JSON mode, with Envol's extensions."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     specversion: Literal["1.0"]
-    id: Annotated[str, Field(min_length=1, max_length=128)]
-    source: Annotated[str, Field(min_length=1, max_length=256)]
+    id: Identifier
+    source: Annotated[str, Field(min_length=1, max_length=256, pattern=_PRINTABLE)]
     type: Annotated[str, Field(min_length=1, max_length=128)]
     time: UtcDatetime
     # The company the event is about (its SIREN); events about one company stay in order.
-    subject: Annotated[str, Field(min_length=1, max_length=64)]
+    subject: Annotated[str, Field(min_length=1, max_length=64, pattern=_PRINTABLE)]
     datacontenttype: Literal["application/json"]
     data: dict[str, Any]
     cluster: Token
-    correlationid: Annotated[str, Field(min_length=1, max_length=128)]
-    causationid: Annotated[str | None, Field(max_length=128)] = None
+    correlationid: Identifier
+    causationid: Identifier | None = None
 
     def to_bytes(self) -> bytes:
         return self.model_dump_json(exclude_none=True).encode()
@@ -190,10 +221,73 @@ def make_event(
 def _first_errors(exc: ValidationError, limit: int = 5) -> str:
     parts = []
     for error in exc.errors()[:limit]:
-        where = ".".join(str(p) for p in error["loc"]) or "(root)"
+        where = _short(".".join(str(p) for p in error["loc"]), 100) or "(root)"
         parts.append(f"{where}: {error['msg']}")
     more = len(exc.errors()) - limit
     return "; ".join(parts) + (f"; and {more} more" if more > 0 else "")
+
+
+def message_key(cluster: str, producer: str, source: str, event_id: str) -> str:
+    """The inbox key of an event: who sent it (the subject's namespace) and its CloudEvents
+    identity (source, id), as a digest of fixed length whatever they hold."""
+    identity = json.dumps([cluster, producer, source, event_id], ensure_ascii=True)
+    return hashlib.sha256(identity.encode()).hexdigest()
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def load_json(raw: bytes) -> Any:
+    """Parse a message as strict JSON (no NaN, no Infinity), or raise InvalidEvent."""
+    try:
+        return json.loads(raw, parse_constant=_refuse_constant)
+    except RecursionError:
+        raise InvalidEvent(f"not JSON Envol accepts: nested more than {MAX_DEPTH} levels deep") from None
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise InvalidEvent(f"not JSON: {_short(str(exc))}") from None
+
+
+def check_document(document: Any) -> None:
+    """Refuse, naming the field, what no field of any event may hold (see the limits above).
+
+    Iterative, so that no nesting can exhaust the stack."""
+    stack: list[tuple[Any, str, int]] = [(document, "", 1)]
+    while stack:
+        value, path, depth = stack.pop()
+        where = path or "(root)"
+        if isinstance(value, dict | list):
+            if depth > MAX_DEPTH:
+                raise InvalidEvent(f"{where}: nested more than {MAX_DEPTH} levels deep")
+            items = value.items() if isinstance(value, dict) else enumerate(value)
+            for key, item in items:
+                if isinstance(key, str):
+                    _check_text(key, f"{where}: a field name")
+                stack.append((item, f"{path}.{key}" if path else str(key), depth + 1))
+        elif isinstance(value, str):
+            _check_text(value, where)
+        elif isinstance(value, bool) or value is None:
+            continue
+        elif isinstance(value, int):
+            if not MIN_INT <= value <= MAX_INT:
+                raise InvalidEvent(f"{where}: integer outside the 64-bit range")
+        elif isinstance(value, float) and not math.isfinite(value):
+            raise InvalidEvent(f"{where}: number too large")
+
+
+def _check_text(text: str, where: str) -> None:
+    if len(text) > MAX_STRING:
+        raise InvalidEvent(f"{where}: text longer than {MAX_STRING} characters")
+    if _FORBIDDEN.search(text):
+        raise InvalidEvent(f"{where}: text holds a control character (NUL or the like)")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidEvent(f"{where}: text holds an unpaired surrogate (not Unicode text)") from None
+
+
+def _short(text: str, limit: int = 200) -> str:
+    return text if len(text) <= limit else text[:limit] + "…"
 
 
 def parse_event(raw: bytes, subject: str, accepted: Iterable[str] | None = None) -> Incoming:
@@ -206,12 +300,10 @@ def parse_event(raw: bytes, subject: str, accepted: Iterable[str] | None = None)
     if namespace is None:
         raise InvalidEvent(f"subject {subject!r} is not envol.<cluster>.<producer>.<event>")
     cluster, producer = namespace
-    try:
-        document = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InvalidEvent(f"not JSON: {exc}") from None
+    document = load_json(raw)
     if not isinstance(document, dict):
         raise InvalidEvent("not a CloudEvent: the JSON document is not an object")
+    check_document(document)
     # Strict JSON validation: no true for 1 cent, no "1250" for 1250, no number for a time.
     try:
         envelope = CloudEvent.model_validate_json(raw, strict=True)
@@ -250,11 +342,11 @@ class EventRejected(EventData):
 
     type: ClassVar[str] = "envol.event.rejected.v1"
 
-    rejected_event_id: str | None = Field(description="id of the refused event, if it had one")
-    rejected_type: str | None = None
-    rejected_subject: str
+    rejected_event_id: Identifier | None = Field(description="id of the refused event, if it had one")
+    rejected_type: Annotated[str, Field(max_length=128)] | None = None
+    rejected_subject: Annotated[str, Field(max_length=256)]
     service: str = Field(description="the Envol service that refused it")
-    reason: str
+    reason: Annotated[str, Field(max_length=2000)]
     dead_lettered: bool = Field(
         description="true when the message could never be processed and is kept in the dead-letter stream"
     )

@@ -6,9 +6,12 @@ A service subclasses `UnitOfWork` to add its repositories (see each service's
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from types import TracebackType
 from typing import Self
 
+import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from envol_shared.event_log import Holds, Inbox, Outbox, Timers
@@ -54,9 +57,40 @@ class UnitOfWork:
         await self.session.rollback()
         await self.session.close()
 
-    async def commit(self) -> None:
+    async def flush(self) -> None:
+        """Write what is pending (state, inbox, outbox, timers) without committing."""
         await self.session.flush()
         await self.inbox.flush()
         await self.outbox.flush()
         await self.timers.flush()
+
+    async def commit(self) -> None:
+        await self.flush()
         await self.session.commit()
+
+    @asynccontextmanager
+    async def savepoint(self) -> AsyncIterator[None]:
+        """Everything done inside is written at the end of the block, or undone entirely if
+        it raises: one message's failure, wherever it happens, takes nothing else with it.
+
+        Afterwards the session holds nothing the undone block may have touched: repositories
+        start afresh and read again what they need."""
+        await self.flush()  # what came before is not the block's to lose
+        if self.session.bind.dialect.name == "sqlite":
+            # pysqlite opens its transaction only at the first write; a savepoint opened
+            # before that would be the transaction itself, and releasing it would commit.
+            await self.session.execute(sa.text("UPDATE inbox SET outcome = outcome WHERE 1 = 0"))
+        written = len(self.outbox.written)
+        nested = await self.session.begin_nested()
+        try:
+            yield
+            await self.flush()
+        except BaseException:
+            await nested.rollback()
+            self.inbox.forget_pending()
+            self.outbox.forget_since(written)
+            self.timers.forget_pending()
+            self.session.expunge_all()
+            self.open_repositories()
+            raise
+        await nested.commit()

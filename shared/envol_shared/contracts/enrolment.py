@@ -5,12 +5,11 @@ first four; the enrolment service publishes the rest. Financing and export react
 ``application.enrolled``, ``application.withdrawn`` and ``application.completed``.
 """
 
-from datetime import date
 from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field, field_validator
 
-from envol_shared.events import EuroCents, EventData, Payload, Token, UtcDatetime, event_type
+from envol_shared.events import Day, EuroCents, EventData, Payload, Token, UtcDatetime, event_type
 from envol_shared.identifiers import CompanyId, Siren
 
 HolderKind = Literal[
@@ -25,6 +24,8 @@ HolderKind = Literal[
 Country = Annotated[str, Field(pattern=r"^[A-Z]{2}$", description="ISO 3166-1 alpha-2 code")]
 ProgrammeCode = Annotated[str, Field(pattern=r"^[A-Z0-9][A-Z0-9-]{1,39}$")]
 Text = Annotated[str, Field(min_length=1, max_length=500)]
+# Ten million annual work units: more than any group employs.
+MAX_STAFF_AWU = 10_000_000
 
 
 class Holding(Payload):
@@ -37,7 +38,7 @@ class Holding(Payload):
     holder: Text
     holder_kind: HolderKind
     share_percent: float = Field(gt=0, le=100)
-    holder_staff_awu: float | None = Field(default=None, ge=0)
+    holder_staff_awu: float | None = Field(default=None, ge=0, le=MAX_STAFF_AWU)
     holder_turnover_cents: EuroCents | None = None
     holder_balance_sheet_cents: EuroCents | None = None
 
@@ -56,7 +57,7 @@ class PublicProjectReference(Payload):
     reference: Text
     call: Text
     labelling_cluster: Token
-    label_date: date
+    label_date: Day
     funder: Text
 
 
@@ -73,7 +74,7 @@ class CompanyRegistered(EventData):
     legal_name: Text
     region: Text
     clusters: list[Token] = Field(min_length=1)
-    staff_awu: float = Field(ge=0, description="staff in annual work units")
+    staff_awu: float = Field(ge=0, le=MAX_STAFF_AWU, description="staff in annual work units")
     turnover_cents: EuroCents
     balance_sheet_cents: EuroCents
     accounts_year: int = Field(ge=1990, le=2100)
@@ -88,7 +89,7 @@ class ApplicationSubmitted(EventData):
     application_id: Token
     company_id: CompanyId
     programme: ProgrammeCode
-    applied_on: date
+    applied_on: Day
     target_country: Country | None = None
     project: PublicProjectReference | None = None
 

@@ -22,7 +22,6 @@ organisations, never persons.
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field
@@ -34,7 +33,7 @@ from envol_shared.contracts.enrolment import (
     Country,
     ProgrammeCode,
 )
-from envol_shared.events import EuroCents, EventData, Token, UtcDatetime, event_type
+from envol_shared.events import Day, EuroCents, EventData, Token, UtcDatetime, event_type
 from envol_shared.identifiers import Siren
 
 Text = Annotated[str, Field(min_length=1, max_length=500)]
@@ -63,8 +62,8 @@ class MissionOpened(EventData):
                                           "event's subject")
     host_company: Organisation
     volunteer_id: Token = Field(description="the VIE volunteer's id, never a name")
-    starts_on: date
-    ends_on: date = Field(description="6 to 24 months after starts_on")
+    starts_on: Day
+    ends_on: Day = Field(description="6 to 24 months after starts_on")
     capacity: int = Field(ge=1, le=12, description="SMEs the mission serves at once")
     relay: Token = Field(description="producer id the relay publishes under")
     by: Token
@@ -77,7 +76,7 @@ class MissionEnded(EventData):
     type: ClassVar[str] = "envol.export.mission.ended.v1"
 
     mission_id: Token
-    ended_on: date
+    ended_on: Day
     reason: Text
     by: Token
 
@@ -91,7 +90,7 @@ class CheckpointRecorded(EventData):
 
     support_id: Token
     checkpoint: CheckpointName
-    recorded_on: date
+    recorded_on: Day
     export_turnover_cents: EuroCents = Field(description="export turnover over the last 12 months")
     countries_served: list[Country] = Field(max_length=250)
     contracts_to_date: int = Field(ge=0, le=10_000, description="export contracts signed since enrolment")
@@ -109,7 +108,7 @@ class LeadReported(EventData):
     lead_id: Token
     country: Country = Field(description="the mission's country")
     buyer: Organisation
-    reported_on: date
+    reported_on: Day
     estimated_cents: PositiveCents | None = None
 
 
@@ -120,7 +119,7 @@ class RelayMeetingHeld(EventData):
     support_id: Token
     country: Country = Field(description="the mission's country")
     organisation: Organisation = Field(description="whom the SME met")
-    held_on: date
+    held_on: Day
     lead_id: Token | None = Field(default=None, description="the lead it follows, if any")
 
 
@@ -135,7 +134,7 @@ class ProspectListDelivered(EventData):
     list_id: Token
     country: Country = Field(description="the desk's country")
     prospects: int = Field(ge=1, le=10_000)
-    delivered_on: date
+    delivered_on: Day
 
 
 @event_type
@@ -145,7 +144,7 @@ class DeskMeetingArranged(EventData):
     support_id: Token
     country: Country = Field(description="the desk's country")
     organisation: Organisation = Field(description="whom the SME met")
-    held_on: date
+    held_on: Day
 
 
 @event_type
@@ -157,7 +156,7 @@ class LocalSetupCompleted(EventData):
     support_id: Token
     country: Country = Field(description="the desk's country")
     setup: Literal["office", "subsidiary", "branch", "distributor", "joint_venture"]
-    completed_on: date
+    completed_on: Day
 
 
 # ---- published by CCIs --------------------------------------------------------------------
@@ -169,7 +168,7 @@ class WorkshopAttended(EventData):
 
     support_id: Token
     workshop_id: Token = Field(description="a workshop of the SME's cohort")
-    attended_on: date
+    attended_on: Day
     attendees: int = Field(ge=1, le=20, description="how many people of the SME came (a count)")
 
 
@@ -178,7 +177,7 @@ class StrategyDelivered(EventData):
     type: ClassVar[str] = "envol.cci.strategy.delivered.v1"
 
     support_id: Token
-    delivered_on: date
+    delivered_on: Day
     priority_countries: list[Country] = Field(min_length=1, max_length=20)
 
 
@@ -193,7 +192,7 @@ class ContractSigned(EventData):
     contract_id: Token
     country: Country = Field(description="the buyer's country")
     buyer: Organisation
-    signed_on: date
+    signed_on: Day
     amount_cents: PositiveCents
 
 
@@ -267,7 +266,7 @@ class FollowUp(EventData):
     target_country: str | None
     reason: Literal["checkpoint_due"]
     checkpoint: CheckpointName
-    due_on: date
+    due_on: Day
     owner: str
     detail: str
 
@@ -283,7 +282,7 @@ class EscalationRaised(FollowUp):
 
     type: ClassVar[str] = "envol.support.escalation.raised.v1"
 
-    reminded_on: date
+    reminded_on: Day
 
 
 STAFF_EVENTS = (MissionOpened, MissionEnded, CheckpointRecorded)

@@ -15,13 +15,12 @@ partner serving the case. Every event below carries the case id and, as its Clou
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field, model_validator
 
 from envol_shared.contracts.enrolment import ApplicationCompleted, ApplicationEnrolled, ApplicationWithdrawn
-from envol_shared.events import EuroCents, EventData, Payload, Token, UtcDatetime, event_type
+from envol_shared.events import Day, EuroCents, EventData, Payload, Token, UtcDatetime, event_type
 
 Text = Annotated[str, Field(min_length=1, max_length=500)]
 # An organisation (an investment fund, a business-angel network), never a person's name.
@@ -57,7 +56,7 @@ class RequirementAdded(EventData):
     requirement_id: Token
     kind: RequirementKind
     title: Text
-    due_on: date
+    due_on: Day
     owner: Token = Field(description="staff or partner id responsible for it, not a name")
     gates_tranche: int | None = Field(default=None, ge=1,
                                       description="R&D loans: the tranche that waits for it")
@@ -70,7 +69,7 @@ class RequirementUpdated(EventData):
     case_id: Token
     requirement_id: Token
     status: Literal["in_progress", "delayed", "complete", "abandoned"]
-    on: date
+    on: Day
     note: Text | None = None
 
 
@@ -83,7 +82,7 @@ class CheckpointRecorded(EventData):
 
     case_id: Token
     checkpoint: CheckpointName
-    recorded_on: date
+    recorded_on: Day
     raised_to_date_cents: EuroCents
     note: Text | None = None
 
@@ -106,7 +105,7 @@ class GrowthContractSigned(EventData):
     type: ClassVar[str] = "envol.growth.contract.signed.v1"
 
     case_id: Token
-    signed_on: date
+    signed_on: Day
     years: int = Field(ge=1, le=10)
     objectives: list[Objective] = Field(min_length=1)
     levers: list[Lever] = Field(min_length=1)
@@ -118,7 +117,7 @@ class GrowthMilestoneReviewed(EventData):
 
     case_id: Token
     objective_id: Token
-    reviewed_on: date
+    reviewed_on: Day
     outcome: Literal["on_track", "late", "achieved", "abandoned"]
     note: Text | None = None
 
@@ -131,7 +130,7 @@ class FinancingActionRecorded(EventData):
 
     case_id: Token
     action: Text
-    on: date
+    on: Day
     outcome: Text | None = None
     amount_obtained_cents: PositiveCents | None = None
 
@@ -145,7 +144,7 @@ class LoanRequestReceived(EventData):
 
     case_id: Token
     bank_reference: Token
-    received_on: date
+    received_on: Day
 
 
 @event_type
@@ -154,7 +153,7 @@ class LoanDecided(EventData):
 
     case_id: Token
     decision: Literal["granted", "refused"]
-    decided_on: date
+    decided_on: Day
     reason: Text
     awarded_cents: PositiveCents | None = None
     rate_bps: int | None = Field(default=None, ge=0, le=5000, description="yearly rate, basis points")
@@ -179,7 +178,7 @@ class LoanTrancheDisbursed(EventData):
     case_id: Token
     tranche: int = Field(ge=1, le=24)
     amount_cents: PositiveCents
-    disbursed_on: date
+    disbursed_on: Day
 
 
 # ---- published by the investors' club ------------------------------------------------------
@@ -191,7 +190,7 @@ class InvestorIntroduced(EventData):
 
     case_id: Token
     investor: Organisation
-    introduced_on: date
+    introduced_on: Day
 
 
 @event_type
@@ -200,7 +199,7 @@ class PitchScheduled(EventData):
 
     case_id: Token
     session_id: Token
-    scheduled_on: date
+    scheduled_on: Day
 
 
 @event_type
@@ -209,7 +208,7 @@ class PitchHeld(EventData):
 
     case_id: Token
     session_id: Token
-    held_on: date
+    held_on: Day
     investors_present: int = Field(ge=0)
 
 
@@ -219,7 +218,7 @@ class InterestExpressed(EventData):
 
     case_id: Token
     investor: Organisation
-    expressed_on: date
+    expressed_on: Day
     amount_cents: PositiveCents | None = None
 
 
@@ -228,7 +227,7 @@ class RoundClosed(EventData):
     type: ClassVar[str] = "envol.club.round.closed.v1"
 
     case_id: Token
-    closed_on: date
+    closed_on: Day
     amount_raised_cents: PositiveCents
     investors: list[Organisation] = Field(min_length=1)
 
@@ -241,7 +240,7 @@ class CoachingSessionHeld(EventData):
     type: ClassVar[str] = "envol.coaching.session.held.v1"
 
     case_id: Token
-    held_on: date
+    held_on: Day
     topics: list[Text] = Field(min_length=1)
     hours: float = Field(gt=0, le=24)
 
@@ -252,7 +251,7 @@ class DeliverableDelivered(EventData):
 
     case_id: Token
     deliverable: Literal["financing_plan", "data_room", "investor_deck", "business_plan"]
-    delivered_on: date
+    delivered_on: Day
 
 
 # ---- published by the financing service ----------------------------------------------------
@@ -309,7 +308,7 @@ class FollowUp(EventData):
     programme: str
     cohort: str
     reason: FollowUpReason
-    due_on: date
+    due_on: Day
     owner: str | None
     requirement_id: str | None = None
     checkpoint: CheckpointName | None = None
@@ -327,7 +326,7 @@ class EscalationRaised(FollowUp):
 
     type: ClassVar[str] = "envol.case.escalation.raised.v1"
 
-    reminded_on: date
+    reminded_on: Day
 
 
 STAFF_EVENTS = (CaseAssigned, RequirementAdded, RequirementUpdated, CheckpointRecorded,
