@@ -305,9 +305,9 @@ def install_probes(progress: Progress) -> None:
             return pause
 
     class ProbedRelay(OutboxRelay):
-        async def publish_pending(self) -> int:
+        async def publish_lane(self, lane: Any) -> int:
             began = time.perf_counter()
-            published = await super().publish_pending()
+            published = await super().publish_lane(lane)
             progress.on_relayed(published, time.perf_counter() - began)
             return published
 

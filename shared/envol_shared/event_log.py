@@ -45,6 +45,8 @@ outbox = sa.Table(
     sa.Column("payload", sa.LargeBinary(), nullable=False),
     sa.Column("created_at", UtcDateTime(), nullable=False),
     sa.Column("published_at", UtcDateTime(), nullable=True),
+    # The relay reads the pending rows in order; published ones are kept for days.
+    sa.Index("ix_outbox_published_at_id", "published_at", "id"),
 )
 
 

@@ -1,10 +1,12 @@
 """The health endpoint a container orchestrator asks: is the service alive, is it ready?
 
     GET /health/live    200 while the process runs its event loop
-    GET /health/ready   200 when NATS is connected and the database answers, else 503
+    GET /health/ready   200 when NATS is connected, the database answers and the outbox
+                        flows, else 503
 
-Both answer a small JSON object saying what was checked. A plain asyncio server: two fixed
-paths do not justify a web framework in every image.
+Both answer a small JSON object saying what was checked and, when not ready, why (from the
+checks that can tell: `NotReady`). A plain asyncio server: two fixed paths do not justify a
+web framework in every image.
 """
 
 from __future__ import annotations
@@ -17,6 +19,11 @@ import structlog
 
 Check = Callable[[], Awaitable[bool]]
 READ_TIMEOUT_S = 5.0
+
+
+class NotReady(Exception):
+    """Raised by a check to say why it fails; the reason is part of the answer, so it must
+    never carry personal data."""
 
 
 class HealthServer:
@@ -43,14 +50,17 @@ class HealthServer:
             self._server.close()
             await self._server.wait_closed()
 
-    async def ready(self) -> dict[str, bool]:
-        results = {}
+    async def assess(self) -> tuple[dict[str, bool], dict[str, str]]:
+        """Each check's result, and the reasons the failing ones gave."""
+        results, reasons = {}, {}
         for name, check in self._checks.items():
             try:
                 results[name] = bool(await asyncio.wait_for(check(), self._check_timeout_s))
+            except NotReady as exc:
+                results[name], reasons[name] = False, str(exc)
             except Exception:  # unreachable, timed out: not ready, whatever the reason
                 results[name] = False
-        return results
+        return results, reasons
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -76,8 +86,11 @@ class HealthServer:
             return 405, {"error": "GET only"}
         if path == "/health/live":
             return 200, {"status": "alive"}
-        checks = await self.ready()
+        checks, reasons = await self.assess()
         if all(checks.values()):
             return 200, {"status": "ready", "checks": checks}
-        self.log.warning("health.not_ready", checks=checks)
-        return 503, {"status": "not ready", "checks": checks}
+        self.log.warning("health.not_ready", checks=checks, reasons=reasons)
+        body: dict[str, object] = {"status": "not ready", "checks": checks}
+        if reasons:
+            body["reasons"] = reasons
+        return 503, body

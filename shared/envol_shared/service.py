@@ -119,15 +119,18 @@ class RunningService:
         self.engine: AsyncEngine | None = None
         self.queries: QueryResponder | None = None
         self.health: HealthServer | None = None
+        self.relay: OutboxRelay | None = None
 
     async def start(self) -> None:
         definition, settings = self.definition, self.settings
         self.engine = create_engine(settings.database_url)
         engine = self.engine
         if settings.health_port is not None:
-            # Alive from the first moment; ready once NATS is connected and the database answers.
+            # Alive from the first moment; ready once NATS is connected and the database answers,
+            # and while the outbox flows.
             self.health = HealthServer(port=settings.health_port, checks={
-                "nats": self._nats_connected, "database": self._database_answers})
+                "nats": self._nats_connected, "database": self._database_answers,
+                "outbox": self._outbox_flows})
             await self.health.start()
         await migrate(engine, definition.migrations)
         if definition.on_start is not None:
@@ -149,7 +152,7 @@ class RunningService:
         js = self.nc.jetstream()
         if settings.provision:
             await provision(js)
-        relay = OutboxRelay(js=js, engine=self.engine, service=definition.name)
+        self.relay = relay = OutboxRelay(js=js, engine=self.engine, service=definition.name)
         consumer = EventConsumer(
             js=js,
             consumer=CONSUMERS[definition.name],
@@ -159,6 +162,7 @@ class RunningService:
             batch_size=settings.batch_size,
             # Several instances: one consumes (per-company order), the others stand by.
             lease=ConsumerLease(engine, CONSUMERS[definition.name].durable, ttl_s=settings.lease_ttl_s),
+            max_payload=self.nc.max_payload,
         )
         self.queries = QueryResponder(nc=self.nc, engine=self.engine, service=definition.name,
                                       queries=definition.queries)
@@ -223,6 +227,10 @@ class RunningService:
 
     async def _nats_connected(self) -> bool:
         return self.nc is not None and self.nc.is_connected
+
+    async def _outbox_flows(self) -> bool:
+        # Before the relay exists nothing can be stuck in it (NATS is not connected yet either).
+        return self.relay is None or await self.relay.flowing()
 
     async def _database_answers(self) -> bool:
         assert self.engine is not None

@@ -85,7 +85,8 @@ async def _enrolled_by_service(nc):
 
 
 async def test_a_handler_that_keeps_failing_ends_in_the_dead_letter_stream(nc, database_url):
-    """After max_attempts the message is dead-lettered with the error; other companies go on."""
+    """After max_attempts the message is dead-lettered with the kind of error (not its text,
+    which may quote the message); other companies go on."""
     definition = bootstrap()
     engine = create_engine(database_url)
     await migrate(engine, definition.migrations)
@@ -111,7 +112,7 @@ async def test_a_handler_that_keeps_failing_ends_in_the_dead_letter_stream(nc, d
         letters = await wait_for(lambda: dead_letters(nc), within=30)
         assert len(letters) == 1
         reason = letters[0].headers["Envol-Reason"]
-        assert "handler failed on attempt 3 of 3" in reason and "bug triggered" in reason
+        assert reason == "handler failed on attempt 3 of 3: ValueError"
         await wait_until_rows(database_url, "select count(*) from companies", 2)
         outcomes = dict(await query(database_url, "select outcome, count(*) from inbox group by outcome"))
         assert outcomes == {"applied": 2, "dead_lettered": 1}
