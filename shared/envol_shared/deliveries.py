@@ -55,6 +55,7 @@ class Delivery:
     stream_sequence: int
     attempt: int
     incoming: Incoming | None = None
+    envelope: CloudEvent | None = None  # read even when the data was unreadable
     invalid_reason: str | None = None
     failure: str | None = None  # the handler failed for the last time allowed
     outcome: Outcome | None = None
@@ -71,8 +72,9 @@ class Delivery:
                        attempt=meta.num_delivered or 1)
         try:
             delivery.incoming = parse_event(msg.data, msg.subject, accepted)
+            delivery.envelope = delivery.incoming.envelope
         except InvalidEvent as exc:
-            delivery.invalid_reason = exc.reason
+            delivery.invalid_reason, delivery.envelope = exc.reason, exc.envelope
         except Exception as exc:  # a message can only fail itself, never the consumer
             delivery.invalid_reason = f"unreadable: {type(exc).__name__}"
         delivery.key, delivery.company = delivery._identity()
@@ -95,8 +97,8 @@ class Delivery:
         """(inbox key, company). The key is a digest of who sent it and its CloudEvents
         identity; an unreadable message without one is known by its stream position."""
         cluster, producer = self.namespace
-        if self.incoming is not None:
-            envelope = self.incoming.envelope
+        if self.envelope is not None:
+            envelope = self.envelope
             return message_key(cluster, producer, envelope.source, envelope.id), envelope.subject
         try:
             document = load_json(self.msg.data)
@@ -118,11 +120,11 @@ class Delivery:
     def log_fields(self) -> dict[str, Any]:
         fields: dict[str, Any] = {"stream_seq": self.stream_sequence, "attempt": self.attempt,
                                   "nats_subject": _short(self.subject, MAX_SUBJECT_SHOWN)}
-        if self.incoming is not None:
-            envelope = self.incoming.envelope
+        if self.envelope is not None:
+            envelope = self.envelope
             fields.update(event_id=envelope.id, event_type=envelope.type, cluster=envelope.cluster,
                           correlation_id=envelope.correlationid, company=envelope.subject,
-                          producer=self.incoming.producer)
+                          producer=self.namespace[1])
         else:
             cluster, producer = self.namespace
             fields.update(cluster=cluster, producer=producer)
@@ -136,7 +138,7 @@ class Delivery:
 def rejection(service: str, delivery: Delivery, reason: str, *, dead_lettered: bool) -> OutgoingMessage:
     """The `event.rejected` sent back into the namespace of whoever sent the message."""
     cluster, producer = delivery.namespace
-    envelope: CloudEvent | None = delivery.incoming.envelope if delivery.incoming else None
+    envelope = delivery.envelope
     refused = EventRejected(
         rejected_event_id=envelope.id if envelope else delivery.readable_id,
         rejected_type=envelope.type if envelope else None,

@@ -170,11 +170,15 @@ class Incoming(BaseModel):
 
 
 class InvalidEvent(Exception):
-    """A message that can never be processed; `reason` says why, for the producer."""
+    """A message that can never be processed; `reason` says why, for the producer.
 
-    def __init__(self, reason: str) -> None:
+    `envelope` is the envelope when it could be read (the data was what failed): the
+    rejection and the log line then name the event's id, type and journey."""
+
+    def __init__(self, reason: str, envelope: CloudEvent | None = None) -> None:
         super().__init__(reason)
         self.reason = reason
+        self.envelope = envelope
 
 
 def subject_for(cluster: str, producer: str, type_: str) -> str:
@@ -310,6 +314,16 @@ def parse_event(raw: bytes, subject: str, accepted: Iterable[str] | None = None)
     except ValidationError as exc:
         raise InvalidEvent(f"not a CloudEvents 1.0 envelope: {_first_errors(exc)}") from None
 
+    try:
+        data = _typed_data(envelope, subject, cluster, producer, accepted)
+    except InvalidEvent as exc:
+        raise InvalidEvent(exc.reason, envelope) from None
+    return Incoming(envelope=envelope, data=data, producer=producer)
+
+
+def _typed_data(envelope: CloudEvent, subject: str, cluster: str, producer: str,
+                accepted: Iterable[str] | None) -> EventData:
+    """The envelope's data as its type's model, once type, subject and cluster agree."""
     known = sorted(accepted) if accepted is not None else sorted(_REGISTRY)
     model = _REGISTRY.get(envelope.type)
     if model is None or envelope.type not in known:
@@ -333,7 +347,7 @@ def parse_event(raw: bytes, subject: str, accepted: Iterable[str] | None = None)
         raise InvalidEvent(
             f"envelope subject {envelope.subject!r} must be the SIREN of the company, {company!r}"
         )
-    return Incoming(envelope=envelope, data=data, producer=producer)
+    return data
 
 
 @event_type

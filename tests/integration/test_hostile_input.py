@@ -150,6 +150,7 @@ async def test_a_refused_event_sent_again_is_refused_again(nc, start_service):
 
     refusals = await wait_for(lambda: _refusals(nc, event_id, 2))
     assert "accounts_year" in refusals[0]["reason"]
+    assert refusals[0]["rejected_type"] == "envol.company.registered.v1", "the envelope could be read"
     assert "sent again, and refused again" in refusals[1]["reason"]
     assert all(r["dead_lettered"] for r in refusals)
     assert len(await dead_letters(nc)) == 1, "the original is kept once"
