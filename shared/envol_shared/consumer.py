@@ -51,6 +51,7 @@ from envol_shared.deliveries import Delivery, Outcome, dead_letter, rejection
 from envol_shared.event_log import OutboxRow, OutgoingMessage, Received
 from envol_shared.events import EventData, Incoming, make_event
 from envol_shared.lease import ConsumerLease, LeaseLost
+from envol_shared.logging import describe_error
 from envol_shared.topology import EVENTS_STREAM, ServiceConsumer
 from envol_shared.unit_of_work import UnitOfWork
 
@@ -280,14 +281,14 @@ class EventConsumer(Generic[U]):
             except Exception as exc:
                 if not is_transient(exc) and not isolated:
                     isolated = True
-                    self.log.info("batch.isolating_failure", size=len(deliveries), error=_describe(exc))
+                    self.log.info("batch.isolating_failure", size=len(deliveries), error=describe_error(exc))
                     continue
                 # Transient, or failing with every message in a savepoint of its own: not a
                 # message's fault. Try the batch again later, and keep consuming.
                 delay = self._delay(max(d.attempt for d in deliveries))
                 log = self.log.warning if is_transient(exc) else self.log.error
                 log("batch.transient_failure" if is_transient(exc) else "batch.failed",
-                    error=_describe(exc), size=len(deliveries), retry_in_s=delay)
+                    error=describe_error(exc), size=len(deliveries), retry_in_s=delay)
                 for delivery in deliveries:
                     await delivery.msg.nak(delay=delay)
                 return delay
@@ -377,10 +378,10 @@ class EventConsumer(Generic[U]):
         except Exception as exc:
             if is_transient(exc):
                 raise
-            self.log.error("event.handler_failed", error=_describe(exc), **delivery.log_fields())
+            self.log.error("event.handler_failed", error=describe_error(exc), **delivery.log_fields())
             if delivery.attempt >= self._max_attempts:
                 self._dead_letter(uow, delivery, f"handler failed on attempt {delivery.attempt} of "
-                                                 f"{self._max_attempts}: {_describe(exc)}")
+                                                 f"{self._max_attempts}: {describe_error(exc)}")
             else:
                 delivery.outcome = Outcome.RETRY
         # The savepoint's undoing emptied the session: load again what the rest will need.
@@ -421,11 +422,6 @@ class EventConsumer(Generic[U]):
                 log.info(f"event.{delivery.outcome.value}")
 
 
-def _describe(exc: BaseException) -> str:
-    """An error as an operator may read it: its kind, never the data it was about (a
-    database error's text can quote the offending value)."""
-    cause = getattr(exc, "orig", None)
-    return f"{type(exc).__name__} ({type(cause).__name__})" if cause is not None else type(exc).__name__
 
 
 async def _sleep_unless(stopping: asyncio.Event, seconds: float) -> None:

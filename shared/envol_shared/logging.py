@@ -25,6 +25,13 @@ def drop_personal_data(_logger: Any, _method: str, event_dict: dict[str, Any]) -
     return event_dict
 
 
+def describe_error(exc: BaseException) -> str:
+    """An error as an operator may read it: its kind, never the data it was about (a
+    database error's or a handler's text can quote the offending value)."""
+    cause = getattr(exc, "orig", None)
+    return f"{type(exc).__name__} ({type(cause).__name__})" if cause is not None else type(exc).__name__
+
+
 def configure_logging(*, json_lines: bool | None = None, level: str | None = None) -> None:
     """JSON when ENVOL_LOG_FORMAT=json or when stderr is not a terminal (containers)."""
     if json_lines is None:

@@ -26,6 +26,7 @@ import structlog
 from envol_shared.consumer import emit, is_transient
 from envol_shared.event_log import OutboxRow, Timer
 from envol_shared.events import EventData, now
+from envol_shared.logging import describe_error
 from envol_shared.unit_of_work import UnitOfWork
 
 U = TypeVar("U", bound=UnitOfWork)
@@ -118,7 +119,7 @@ class TimerScheduler(Generic[U]):
                 raise
             # A handler that fails for good must not block the others nor loop forever: the
             # timer is marked fired with the error, which the operator sees in the log too.
-            self.log.error("timer.failed", timer=key, error=repr(exc))
+            self.log.error("timer.failed", timer=key, error=describe_error(exc))
             async with self._uow_factory() as uow:
                 if await uow.timers.claim(key, at) is not None:
                     await uow.timers.mark_fired(key, at, f"failed: {exc!r}")
