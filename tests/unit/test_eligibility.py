@@ -30,7 +30,8 @@ def programme(*rules: Rule, opens_on: date = date(2026, 1, 5), closes_on: date |
 
 def company(*, sme: SmeCategory = SmeCategory.SMALL, clusters: tuple[str, ...] = ("aerospace-valley",)
             ) -> Company:
-    return Company(siren="732829320", legal_name="Aéro SAS", region="Occitanie", clusters=list(clusters),
+    return Company(cluster="aerospace-valley", siren="732829320", legal_name="Aéro SAS", region="Occitanie",
+                   clusters=list(clusters),
                    staff_awu=42, turnover_cents=6 * MILLION, balance_sheet_cents=5 * MILLION,
                    accounts_year=2024, sme_category=sme, sme_accounts_year=2024)
 
@@ -66,7 +67,8 @@ def test_sme_rule_refuses_a_company_that_is_not_an_sme() -> None:
 
 
 def test_sme_rule_refuses_a_company_never_assessed() -> None:
-    never_assessed = Company(siren="552032534", legal_name="New SAS", region="Occitanie",
+    never_assessed = Company(cluster="aerospace-valley", siren="552032534", legal_name="New SAS",
+                             region="Occitanie",
                              clusters=["aerospace-valley"], staff_awu=3, turnover_cents=MILLION,
                              balance_sheet_cents=MILLION, accounts_year=2025)
     [reason] = failures(application(), never_assessed, programme(Rule.SME))

@@ -205,7 +205,8 @@ def test_public_body_below_25_percent_does_not_matter() -> None:
 
 
 def test_company_assess_keeps_the_category_and_the_accounts_year() -> None:
-    company = Company(siren="732829320", legal_name="Aéro SAS", region="Occitanie",
+    company = Company(cluster="aerospace-valley", siren="732829320", legal_name="Aéro SAS",
+                      region="Occitanie",
                       clusters=["aerospace-valley"], staff_awu=42, turnover_cents=6 * MILLION,
                       balance_sheet_cents=5 * MILLION, accounts_year=2024)
     assert (company.sme_category, company.sme_accounts_year) == (NOT_SME, 0)
@@ -217,7 +218,8 @@ def test_company_assess_keeps_the_category_and_the_accounts_year() -> None:
 
 
 def test_company_assess_uses_its_holdings() -> None:
-    company = Company(siren="732829320", legal_name="Aéro SAS", region="Occitanie",
+    company = Company(cluster="aerospace-valley", siren="732829320", legal_name="Aéro SAS",
+                      region="Occitanie",
                       clusters=["aerospace-valley"], staff_awu=42, turnover_cents=6 * MILLION,
                       balance_sheet_cents=5 * MILLION, accounts_year=2025,
                       holdings=[Holding("Groupe SA", "enterprise", 75, 500, 200 * MILLION, 200 * MILLION)])

@@ -2,7 +2,10 @@
 
 The files shipped in ``catalogue/`` describe the programmes of the seed article; a cluster
 points ENVOL_CATALOGUE_DIR at its own copy to change them. A mistake in a file stops the
-service at start-up with the file, the programme and the field at fault.
+service at start-up with the file, the programme and the field at fault. Each file also names
+the cluster's staff producers, the only ones whose events enrolment accepts: the same names as
+the `staff` of the cluster's partner files of financing and export, from which the NATS users
+are generated.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from envol_enrolment.domain.model import Programme, ProgrammeKind, Rule
 
 SHIPPED = Path(__file__).parent / "catalogue"
+TOKEN = r"^[a-z0-9][a-z0-9-]*$"
 
 
 class ProgrammeEntry(BaseModel):
@@ -45,9 +49,12 @@ class ProgrammeEntry(BaseModel):
 class ClusterCatalogue(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    cluster: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]*$")]
+    cluster: Annotated[str, Field(pattern=TOKEN)]
     name: str
     regions: list[str] = []
+    # Producer tokens of the cluster's staff tools (envol.<cluster>.<staff>.…); "staff" is the
+    # one every shipped cluster uses.
+    staff: list[Annotated[str, Field(pattern=TOKEN, max_length=64)]] = Field(default=["staff"], min_length=1)
     programmes: list[ProgrammeEntry]
 
 
@@ -56,14 +63,23 @@ class CatalogueError(Exception):
 
 
 class Catalogue:
-    def __init__(self, programmes: list[Programme], clusters: dict[str, str]) -> None:
+    def __init__(self, programmes: list[Programme], clusters: dict[str, str],
+                 staff: dict[str, tuple[str, ...]]) -> None:
         self._by_code = {p.code: p for p in programmes}
         if len(self._by_code) != len(programmes):
             raise CatalogueError("two programmes share a code")
         self.clusters = clusters
+        self._staff = staff
 
     def get(self, code: str) -> Programme | None:
         return self._by_code.get(code)
+
+    def staff_of(self, cluster: str) -> tuple[str, ...]:
+        """The producers of `cluster`'s staff tools (none for an unknown cluster)."""
+        return self._staff.get(cluster, ())
+
+    def is_staff(self, cluster: str, producer: str) -> bool:
+        return producer in self.staff_of(cluster)
 
     def __iter__(self):  # type: ignore[no-untyped-def]
         return iter(self._by_code.values())
@@ -76,12 +92,14 @@ class Catalogue:
             raise CatalogueError(f"no programme catalogue (*.toml) in {directory}")
         programmes: list[Programme] = []
         clusters: dict[str, str] = {}
+        staff: dict[str, tuple[str, ...]] = {}
         for path in files:
             try:
                 entry = ClusterCatalogue.model_validate(tomllib.loads(path.read_text("utf-8")))
             except (tomllib.TOMLDecodeError, ValidationError) as exc:
                 raise CatalogueError(f"{path}: {exc}") from None
             clusters[entry.cluster] = entry.name
+            staff[entry.cluster] = tuple(entry.staff)
             programmes += [
                 Programme(
                     code=p.code, cluster=entry.cluster, title=p.title, kind=p.kind,
@@ -91,4 +109,4 @@ class Catalogue:
                 )
                 for p in entry.programmes
             ]
-        return cls(programmes, clusters)
+        return cls(programmes, clusters, staff)

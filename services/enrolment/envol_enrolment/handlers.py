@@ -4,6 +4,12 @@ A handler loads what it needs through the unit of work, asks the domain to decid
 emits the resulting events; the consumer around it owns the transaction, the inbox and the
 acknowledgements. Raising `Rejected` refuses the event: everything the handler changed is
 discarded and the producer receives the reason.
+
+Every event enrolment consumes is a staff decision, so each handler first checks that its
+producer is one of the cluster's staff tools (the catalogue names them): NATS permissions
+confine partners to their own events, but a stack without them must refuse as well. A
+cluster works on its own view of a company, keyed by (cluster, SIREN): its registrations,
+applications, eligibility and queries never read nor change another cluster's.
 """
 
 from __future__ import annotations
@@ -36,6 +42,7 @@ SERVICE = "enrolment"
 
 
 async def register_company(event: events.CompanyRegistered, ctx: Ctx, catalogue: Catalogue) -> None:
+    _require_staff(ctx, catalogue)
     unknown = [c for c in event.clusters if c not in catalogue.clusters]
     if unknown:
         raise Rejected(f"unknown cluster(s) {', '.join(unknown)}; known: "
@@ -44,10 +51,11 @@ async def register_company(event: events.CompanyRegistered, ctx: Ctx, catalogue:
         raise Rejected(f"{ctx.cluster} may only register its own members: "
                        f"clusters {event.clusters} do not include it")
     siren = siren_of(event.company_id)
-    company = await ctx.uow.companies.get(siren)
+    # Only this cluster's view: the same SIREN registered by another cluster stays as it is.
+    company = await ctx.uow.companies.get(ctx.cluster, siren)
     if company is None:
-        company = Company(siren=siren, legal_name="", region="", clusters=[], staff_awu=0,
-                          turnover_cents=0, balance_sheet_cents=0, accounts_year=0)
+        company = Company(cluster=ctx.cluster, siren=siren, legal_name="", region="", clusters=[],
+                          staff_awu=0, turnover_cents=0, balance_sheet_cents=0, accounts_year=0)
         ctx.uow.companies.add(company)
     company.siret = event.company_id if len(event.company_id) == 14 else company.siret
     company.legal_name = event.legal_name
@@ -75,6 +83,7 @@ async def register_company(event: events.CompanyRegistered, ctx: Ctx, catalogue:
 
 
 async def submit_application(event: events.ApplicationSubmitted, ctx: Ctx, catalogue: Catalogue) -> None:
+    _require_staff(ctx, catalogue)
     programme = catalogue.get(event.programme)
     if programme is None:
         offered = ", ".join(p.code for p in catalogue if p.cluster == ctx.cluster)
@@ -82,9 +91,10 @@ async def submit_application(event: events.ApplicationSubmitted, ctx: Ctx, catal
     if programme.cluster != ctx.cluster:
         raise Rejected(f"programme {programme.code} is run by {programme.cluster}, not {ctx.cluster}")
     siren = siren_of(event.company_id)
-    company = await ctx.uow.companies.get(siren)
+    company = await ctx.uow.companies.get(ctx.cluster, siren)
     if company is None:
-        raise Rejected(f"unknown company {siren}: register it (company.registered) before it applies")
+        raise Rejected(f"unknown company {siren} in {ctx.cluster}: register it (company.registered) "
+                       "before it applies")
     if await ctx.uow.applications.get(event.application_id) is not None:
         raise Rejected(f"application {event.application_id} already exists")
     application = Application(
@@ -156,7 +166,7 @@ async def _promote_waitlisted(ctx: Ctx, programme: Programme, *, freed_by: Appli
     waitlist = await ctx.uow.applications.waitlisted(programme.code)
     while free > 0 and (promoted := next_from_waitlist(waitlist)) is not None:
         waitlist.remove(promoted)
-        company = await ctx.uow.companies.get(promoted.siren)
+        company = await ctx.uow.companies.get(promoted.cluster, promoted.siren)
         assert company is not None
         _move(ctx, promoted, programme, company, Status.ENROLLED, SERVICE,
               [f"place freed by application {freed_by.id} ({freed_by.status})"])
@@ -166,6 +176,8 @@ async def _promote_waitlisted(ctx: Ctx, programme: Programme, *, freed_by: Appli
 async def _load(
     application_id: str, ctx: Ctx, catalogue: Catalogue
 ) -> tuple[Application, Programme, Company]:
+    """The application a staff decision is about, with its programme and company view."""
+    _require_staff(ctx, catalogue)
     application = await ctx.uow.applications.get(application_id)
     if application is None:
         raise Rejected(f"unknown application {application_id}")
@@ -175,11 +187,21 @@ async def _load(
         raise Rejected(f"application {application_id} is about company {application.siren}; "
                        f"the event's subject must be that SIREN, not {ctx.incoming.company}")
     programme = catalogue.get(application.programme)
-    company = await ctx.uow.companies.get(application.siren)
-    if programme is None or company is None:
+    if programme is None:
         raise Rejected(f"programme {application.programme} of application {application_id} "
                        "is no longer in the catalogue")
+    # Always there: an application's row refers to its cluster's view of the company.
+    company = await ctx.uow.companies.get(application.cluster, application.siren)
+    assert company is not None
     return application, programme, company
+
+
+def _require_staff(ctx: Ctx, catalogue: Catalogue) -> None:
+    producer = ctx.incoming.producer
+    if not catalogue.is_staff(ctx.cluster, producer):
+        staff = ", ".join(catalogue.staff_of(ctx.cluster)) or "none"
+        raise Rejected(f"{producer} is not a staff tool of {ctx.cluster} (its staff tools: {staff}): "
+                       f"only its staff may publish {ctx.incoming.envelope.type}")
 
 
 def _move(ctx: Ctx, application: Application, programme: Programme, company: Company,

@@ -53,9 +53,11 @@ def _status() -> sa.Enum:
                    values_callable=lambda e: [m.value for m in e])
 
 
+# One row per cluster's view of a company: a cluster's registration never touches another's.
 companies = sa.Table(
     "companies",
     metadata,
+    sa.Column("cluster", sa.String(64), primary_key=True),
     sa.Column("siren", sa.String(9), primary_key=True),
     sa.Column("siret", sa.String(14)),
     sa.Column("legal_name", sa.String(500), nullable=False),
@@ -78,7 +80,7 @@ applications = sa.Table(
     "applications",
     metadata,
     sa.Column("id", sa.String(64), primary_key=True),
-    sa.Column("siren", sa.String(9), sa.ForeignKey("companies.siren"), nullable=False, index=True),
+    sa.Column("siren", sa.String(9), nullable=False, index=True),
     sa.Column("programme", sa.String(40), nullable=False),
     sa.Column("cluster", sa.String(64), nullable=False),
     sa.Column("cohort", sa.String(64), nullable=False),
@@ -90,6 +92,9 @@ applications = sa.Table(
     sa.Column("status", _status()),
     sa.Column("status_since", UtcDateTime()),
     sa.Index("ix_applications_programme_status", "programme", "status"),
+    # An application rests on its own cluster's view of the company.
+    sa.ForeignKeyConstraint(["cluster", "siren"], ["companies.cluster", "companies.siren"],
+                            name="fk_applications_company"),
 )
 
 status_history = sa.Table(

@@ -54,8 +54,9 @@ async def application_state(request: ApplicationRequest, cluster: str,
 async def company_state(request: CompanyRequest, cluster: str,
                         session: AsyncSession) -> dict[str, Any]:
     siren = siren_of(request.company_id)
-    company = await session.get(Company, siren)
-    if company is None or cluster not in company.clusters:
+    # The cluster's own view: what it registered, whatever other clusters registered since.
+    company = await session.get(Company, {"cluster": cluster, "siren": siren})
+    if company is None:
         raise QueryError(f"unknown company {siren} in {cluster}")
     applications = await session.execute(
         sa.select(Application)

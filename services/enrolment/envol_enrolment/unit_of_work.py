@@ -14,8 +14,9 @@ class EnrolmentUnitOfWork(UnitOfWork):
         self.applications = ApplicationRepository(self.session)
 
     async def prefetch(self, incoming: list[Incoming]) -> None:
-        # Every enrolment event is about one company (its subject), most about an application.
-        await self.companies.load({event.company for event in incoming})
+        # Every enrolment event is about one company (its subject) as its cluster knows it,
+        # most about an application.
+        await self.companies.load({(event.envelope.cluster, event.company) for event in incoming})
         await self.applications.load({
             application_id for event in incoming
             if (application_id := getattr(event.data, "application_id", None))

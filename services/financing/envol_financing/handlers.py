@@ -2,9 +2,10 @@
 
 Enrolment's events open and close cases. Staff's and partners' facts are checked in order:
 the case exists in this cluster and is about the event's company; the producer is the
-cluster's staff (staff facts) or the partner serving the case (partner facts); then the
-domain accepts or refuses the fact itself. A refusal raises `Rejected`: nothing changes and
-the producer receives the reason on its own `event.rejected` subject.
+cluster's staff (staff facts) or, for partner facts, a partner of the cluster whose kind
+publishes that fact and the one serving the case; then the domain accepts or refuses the
+fact itself. A refusal raises `Rejected`: nothing changes and the producer receives the
+reason on its own `event.rejected` subject.
 """
 
 from __future__ import annotations
@@ -249,8 +250,16 @@ async def _for_staff(case_id: str, ctx: Ctx, partners: Partners) -> FinancingCas
 
 async def _for_partner(case_id: str, ctx: Ctx, partners: Partners) -> FinancingCase:
     producer = ctx.incoming.producer
-    if partners.partner(ctx.cluster, producer) is None:
+    partner = partners.partner(ctx.cluster, producer)
+    if partner is None:
         raise Rejected(f"{producer} is not a financing partner of {ctx.cluster}")
+    # What each kind of partner may publish is the table its NATS permissions come from: a
+    # stack run without them must refuse the same (a coach's loan decision, a bank's pitch).
+    allowed = events.EVENTS_OF_PARTNER_KIND[partner.kind.value]
+    if type(ctx.incoming.data) not in allowed:
+        names = ", ".join(cls.name() for cls in allowed)
+        raise Rejected(f"{producer} is a partner of {ctx.cluster} of kind {partner.kind.value}, which "
+                       f"publishes {names}, not {ctx.incoming.data.name()}")
     case = await _load(case_id, ctx)
     if case.partner != producer:
         served = f"served by {case.partner}" if case.partner else "not assigned to a partner yet"

@@ -87,9 +87,18 @@ class Programme:
 
 @dataclass
 class Company:
+    """A company as one cluster knows it, keyed by (cluster, SIREN).
+
+    Each cluster registers its members itself: its own registration data, contact, figures
+    and SME assessment. Another cluster registering the same SIREN keeps a view of its own and
+    never changes this one.
+    """
+
+    cluster: str
     siren: str
     legal_name: str
     region: str
+    # Memberships as this cluster's registration declared them.
     clusters: list[str]
     staff_awu: float
     turnover_cents: int
