@@ -2,12 +2,17 @@
 abroad and an export desk publish a season of SME applications, the financing and the export
 support that follow.
 
-    python -m deploy.local.demo [--nats-url URL] [--data-dir DIR] [--timeout SECONDS] [--report-json FILE]
+    python -m deploy.local.demo [--nats-url URL [--credentials FILE]] [--data-dir DIR] [--timeout SECONDS]
+                                [--report-json FILE]
 
 It talks to Envol exactly as partner systems would, and doubles as an example for partner
 developers: plain nats-py, hand-built CloudEvents 1.0 JSON, no Envol code imported.
 
 What a partner needs to know, all of it used below:
+- Connect as your own NATS user, ``<cluster>-<producer>`` (``pegase-staff``,
+  ``aerospace-valley-banque-garonne``), with its password and its own reply prefix
+  ``_INBOX_<user>``: NATS lets each user publish its own events only. The local stack keeps
+  every user's password in <data dir>/nats-credentials.json (stack.json says where).
 - Publish with JetStream (`js.publish`) on ``envol.<cluster>.<producer>.<event name>``, e.g.
   ``envol.pegase.staff.application.submitted`` or
   ``envol.aerospace-valley.banque-garonne.loan.decided``: ``<producer>`` is the partner's own
@@ -23,17 +28,19 @@ What a partner needs to know, all of it used below:
   ``envol.<cluster>.export.>`` (what happened, each event carrying the ``causationid`` of the
   event that caused it; reminders
   and escalations, raised by the clock, carry none) and, when it refuses an event, on
-  ``envol.<cluster>.<producer>.event.rejected`` with the reason. Read them with a JetStream
-  consumer on the stream ENVOL_EVENTS.
+  ``envol.<cluster>.<producer>.event.rejected`` with the reason. Staff follow their cluster's
+  events with a subscription on ``envol.<cluster>.>``, a partner its own rejections. (The demo
+  reads the whole stream ENVOL_EVENTS from its start, as the operator: the ``provisioner`` user.)
 - A financing case's id, or an export support's, is the id of the application whose
   enrolment opened it: staff hand it to the partner serving the case or the support.
 
 The scenario: Aerospace Valley, Pégase and ASTech register 16 member SMEs and their
 applications; reviewers accept or deny; participations start; one company withdraws and the
-waitlisted one takes its place. Some applications are ineligible on purpose, and three events
-are refused on purpose (a malformed registration, an event of an unknown version, a
-reviewer's mistake). Then financing: Aerospace Valley's staff hand an R&D loan to Banque
-Garonne with two requirements, one of them long overdue (Envol reminds, then escalates); the
+waitlisted one takes its place. Some applications are ineligible on purpose, and four events
+are refused on purpose (a malformed registration, an event of an unknown version, an
+application for a company the cluster never registered, a reviewer's mistake). Then
+financing: Aerospace Valley's staff hand an R&D loan to Banque Garonne with two
+requirements, one of them long overdue (Envol reminds, then escalates); the
 bank grants the loan and disburses it in two tranches, the second one refused once because
 the progress report gating it is not in yet; the investors' club takes an SME from
 introduction to a closed round; Pégase signs a growth contract. Then export: three SMEs are
@@ -69,7 +76,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import nats
-from nats.aio.client import Client
+from nats.aio.client import Client, ErrorCallback
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
@@ -211,7 +218,8 @@ APPLICATIONS = [
     Application("durance-growth", "durance", "pegase", "PG-GROWTH-CONTRACT"),
     Application("calanques-desks", "calanques", "pegase", "PG-EXPORT-DESKS", target_country="SG"),
     Application("azur-desks", "azur", "pegase", "PG-EXPORT-DESKS", target_country="IN"),
-    # An ASTech member asking for a Pégase programme: members only.
+    # Pégase's staff applying for an ASTech member it never registered: each cluster applies
+    # only for the companies it registered itself, so Envol refuses it.
     Application("argenteuil-desks", "argenteuil", "pegase", "PG-EXPORT-DESKS", target_country="MA"),
     Application("saclay-financing", "saclay", "astech", "AS-PRIVATE-FINANCING"),
     Application("velizy-cci", "velizy", "astech", "AS-CCI-INTERNATIONAL", target_country="CA"),
@@ -222,6 +230,38 @@ REVIEWERS = {"aerospace-valley": "av-financing-committee", "pegase": "pg-growth-
 
 
 # ---- publishing, as a partner system ---------------------------------------------------
+
+OPERATOR = "provisioner"  # the one user that may read the whole stream (JetStream API)
+
+
+class Connections:
+    """One NATS connection per user (``<cluster>-<producer>``), as each partner's own system
+    has; with no passwords (a server without permissions) everyone shares one."""
+
+    def __init__(self, url: str, passwords: dict[str, str] | None, error_cb: ErrorCallback) -> None:
+        self.url, self.passwords, self.error_cb = url, passwords, error_cb
+        self.clients: dict[str, Client] = {}
+
+    async def client(self, user: str) -> Client:
+        key = user if self.passwords is not None else ""
+        if key in self.clients:
+            return self.clients[key]
+        login: dict[str, Any] = {}
+        if self.passwords is not None:
+            if user not in self.passwords:
+                raise LookupError(f"no NATS user {user} in the credentials")
+            login = {"user": user, "password": self.passwords[user], "inbox_prefix": f"_INBOX_{user}"}
+        self.clients[key] = await nats.connect(self.url, connect_timeout=5, max_reconnect_attempts=3,
+                                               reconnect_time_wait=1, error_cb=self.error_cb, **login)
+        return self.clients[key]
+
+    async def jetstream(self, user: str) -> JetStreamContext:
+        return (await self.client(user)).jetstream()
+
+    async def close(self) -> None:
+        for client in self.clients.values():
+            with contextlib.suppress(Exception):
+                await client.close()
 
 
 @dataclass
@@ -243,9 +283,9 @@ class PartnerSystem:
     """A partner's system (a staff tool, a bank, the investors' club, a VIE relay, an export
     desk): it builds CloudEvents and publishes them under its own producer token."""
 
-    def __init__(self, js: JetStreamContext, run: str, producer: str, source: str,
+    def __init__(self, connections: Connections, run: str, producer: str, source: str,
                  sent: dict[str, Sent]) -> None:
-        self.js = js
+        self.connections = connections  # it publishes as user <cluster>-<producer>
         self.run = run
         self.producer = producer
         self.source = source  # "{cluster}" is replaced by the event's cluster
@@ -281,7 +321,8 @@ class PartnerSystem:
         # The subject names the event without its "envol." prefix and ".v<major>" suffix.
         name = type_.removeprefix("envol.").rsplit(".", 1)[0]
         subject = f"envol.{cluster}.{self.producer}.{name}"
-        await self.js.publish(subject, json.dumps(event).encode(), headers={"Nats-Msg-Id": event["id"]})
+        js = await self.connections.jetstream(f"{cluster}-{self.producer}")
+        await js.publish(subject, json.dumps(event).encode(), headers={"Nats-Msg-Id": event["id"]})
         self.sent[event["id"]] = Sent(event["id"], type_, cluster, company.key, label, self.producer, case,
                                       support, data)
         return str(event["id"])
@@ -307,8 +348,8 @@ class PartnerSystem:
 class StaffTools(PartnerSystem):
     """The three clusters' staff tools."""
 
-    def __init__(self, js: JetStreamContext, run: str, sent: dict[str, Sent] | None = None) -> None:
-        super().__init__(js, run, PRODUCER, "/{cluster}/staff-crm", {} if sent is None else sent)
+    def __init__(self, connections: Connections, run: str, sent: dict[str, Sent] | None = None) -> None:
+        super().__init__(connections, run, PRODUCER, "/{cluster}/staff-crm", {} if sent is None else sent)
 
     async def register(self, company: Company, note: str = "", **overrides: Any) -> str:
         data = {
@@ -1012,16 +1053,23 @@ async def caught_up(outcomes: Outcomes, follower: asyncio.Task[None], timeout_s:
         raise TimeoutError
 
 
-async def run_demo(nats_url: str, timeout_s: float) -> dict[str, Any]:
-    """Play the story against the stack at `nats_url`; return the report."""
+async def run_demo(nats_url: str, passwords: dict[str, str] | None, timeout_s: float) -> dict[str, Any]:
+    """Play the story against the stack at `nats_url`, each partner as its own user (none
+    without `passwords`); return the report."""
     async def report_error(exc: Exception) -> None:
         print(f"nats: {exc!r}", file=sys.stderr)  # one line; the default prints a traceback
 
-    nc: Client = await nats.connect(nats_url, connect_timeout=5, max_reconnect_attempts=3,
-                                    reconnect_time_wait=1, error_cb=report_error)
-    js = nc.jetstream()
+    connections = Connections(nats_url, passwords, report_error)
+    try:
+        return await play(connections, nats_url, timeout_s)
+    finally:
+        await connections.close()
+
+
+async def play(connections: Connections, nats_url: str, timeout_s: float) -> dict[str, Any]:
+    js = await connections.jetstream(OPERATOR)
     run = uuid.uuid4().hex[:6]
-    tools = StaffTools(js, run)
+    tools = StaffTools(connections, run)
     outcomes = Outcomes()
     follower = asyncio.create_task(outcomes.follow(js))
     deadline = time.monotonic() + timeout_s
@@ -1030,11 +1078,15 @@ async def run_demo(nats_url: str, timeout_s: float) -> dict[str, Any]:
         await caught_up(outcomes, follower, timeout_s)
         closed = await close_earlier_runs(tools, outcomes, deadline)
         print(f"Demo run {run}: publishing to {nats_url}", flush=True)
-        demo = Demo(staff=tools, bank=PartnerSystem(js, run, BANK, f"/{BANK}/rd-loan-desk", tools.sent),
-                    club=PartnerSystem(js, run, CLUB, f"/{CLUB}/dealflow", tools.sent),
-                    relay_cn=PartnerSystem(js, run, RELAY_CN, f"/{RELAY_CN}/vie-log", tools.sent),
-                    relay_de=PartnerSystem(js, run, RELAY_DE, f"/{RELAY_DE}/vie-log", tools.sent),
-                    desk_in=PartnerSystem(js, run, DESK_IN, f"/{DESK_IN}/crm", tools.sent),
+
+        def partner(producer: str, source: str) -> PartnerSystem:
+            return PartnerSystem(connections, run, producer, source, tools.sent)
+
+        demo = Demo(staff=tools, bank=partner(BANK, f"/{BANK}/rd-loan-desk"),
+                    club=partner(CLUB, f"/{CLUB}/dealflow"),
+                    relay_cn=partner(RELAY_CN, f"/{RELAY_CN}/vie-log"),
+                    relay_de=partner(RELAY_DE, f"/{RELAY_DE}/vie-log"),
+                    desk_in=partner(DESK_IN, f"/{DESK_IN}/crm"),
                     outcomes=outcomes, deadline=deadline)
         for act in ACTS:
             # Each act waits for Envol's answers before the next, as partners would.
@@ -1051,39 +1103,45 @@ async def run_demo(nats_url: str, timeout_s: float) -> dict[str, Any]:
         follower.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await follower
-        await nc.close()
 
 
-def find_nats_url(explicit: str | None, data_dir: Path) -> str:
-    """--nats-url, else the running local stack's (stack.json), else $ENVOL_NATS_URL."""
-    if explicit:
-        return explicit
+def find_nats(url: str | None, credentials: Path | None, data_dir: Path) -> tuple[str, dict[str, str] | None]:
+    """The NATS URL and the users' passwords (None: a server without users): --nats-url (and
+    --credentials), else the running local stack's (stack.json), else $ENVOL_NATS_URL."""
     state = data_dir / "stack.json"
-    if state.exists():
-        return str(json.loads(state.read_text())["nats_url"])
-    if os.environ.get("ENVOL_NATS_URL"):
-        return os.environ["ENVOL_NATS_URL"]
-    sys.exit(f"no running local stack ({state} not found): start one with `python3 envol.py up`, "
-             "or pass --nats-url")
+    if not url and state.exists():
+        stack = json.loads(state.read_text())
+        url = stack["nats_url"]
+        credentials = Path(stack["nats_credentials"]) if stack.get("nats_credentials") else None
+    url = url or os.environ.get("ENVOL_NATS_URL")
+    if not url:
+        sys.exit(f"no running local stack ({state} not found): start one with `python3 envol.py up`, "
+                 "or pass --nats-url")
+    return url, json.loads(credentials.read_text()) if credentials else None
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m deploy.local.demo", description=__doc__.split("\n")[0])
     parser.add_argument("--nats-url", help="NATS server of the stack (default: from <data dir>/stack.json)")
+    parser.add_argument("--credentials", type=Path,
+                        help="with --nats-url: the users' passwords (JSON, as the local stack writes them)")
     parser.add_argument("--data-dir", type=Path, default=ROOT / ".envol",
                         help="data dir of the local stack (default: .envol)")
     parser.add_argument("--timeout", type=float, default=45.0,
                         help="seconds to wait for all of Envol's answers (default 45)")
     parser.add_argument("--report-json", type=Path, help="also write the report to this JSON file")
     args = parser.parse_args(argv)
-    url = find_nats_url(args.nats_url, args.data_dir)
+    url, passwords = find_nats(args.nats_url, args.credentials, args.data_dir)
     try:
-        report = asyncio.run(run_demo(url, args.timeout))
+        report = asyncio.run(run_demo(url, passwords, args.timeout))
     except KeyboardInterrupt:
         return 130
     except (OSError, nats.errors.NoServersError) as exc:
         print(f"cannot reach NATS at {url}: {exc!r}. Is the stack running? (python3 envol.py up)",
               file=sys.stderr)
+        return 2
+    except (nats.errors.Error, LookupError) as exc:  # refused: no user, a wrong password
+        print(f"NATS at {url} refused the demo: {exc}", file=sys.stderr)
         return 2
     except NotFoundError:
         print(f"no {EVENTS_STREAM} stream at {url}: the stack provisions it (python3 envol.py up)",

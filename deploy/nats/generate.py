@@ -4,9 +4,12 @@
 
 Derived from the code and configuration that already say it, so it cannot drift:
 - each service may consume from its own durable consumer, publish its own events, the
-  rejections and dead letters it sends, and answer its queries;
-- each cluster's staff tool (``staff`` in the partner files) may publish in its namespace,
-  follow its cluster's events as they happen and ask its cluster's queries;
+  rejections and dead letters it sends, and answer its queries into the inboxes of the users
+  who may ask them (staff) and nowhere else. Not with ``allow_responses``: that lets a user
+  publish on whatever reply subject an asker chose, another service's events included;
+- each cluster's staff tool (``staff`` in the partner files, or in enrolment's catalogue files)
+  may publish in its namespace, follow its cluster's events as they happen and ask its
+  cluster's queries;
 - each partner of a cluster (``[[partners]]`` in services/*/envol_*/partners/<cluster>.toml)
   may publish only the events of its kind (a bank: ``loan.*``) in its own namespace, and
   read only its own rejections; of JetStream it uses only what publishing needs (the
@@ -28,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from envol_shared.events import event_name
+from envol_shared.queries import QUERY_ROOT
 from envol_shared.topology import CONSUMERS, DEAD_LETTER_ROOT, EVENTS_STREAM
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -41,7 +45,6 @@ class User:
     publish: list[str] = field(default_factory=list)
     deny_publish: list[str] = field(default_factory=list)
     subscribe: list[str] = field(default_factory=list)
-    answers_requests: bool = False
 
     @property
     def token(self) -> str:
@@ -56,16 +59,17 @@ class User:
         return "ENVOL_NATS_PASSWORD_" + re.sub(r"[^A-Z0-9]+", "_", self.name.upper())
 
 
-def service_user(service: str) -> User:
+def service_user(service: str, askers: list[User]) -> User:
+    """`askers`: the users who may send queries; the service answers into their inboxes."""
     durable = CONSUMERS[service].durable
     return User(
         name=service,
         publish=[f"envol.*.{service}.>", "envol.*.*.event.rejected", f"{DEAD_LETTER_ROOT}.{service}.>",
                  f"$JS.API.CONSUMER.INFO.{EVENTS_STREAM}.{durable}",
                  f"$JS.API.CONSUMER.MSG.NEXT.{EVENTS_STREAM}.{durable}",
-                 f"$JS.ACK.{EVENTS_STREAM}.{durable}.>"],
-        subscribe=[f"envol-query.*.{service}.>"],
-        answers_requests=True,
+                 f"$JS.ACK.{EVENTS_STREAM}.{durable}.>",
+                 *(f"{asker.inbox}.>" for asker in askers)],
+        subscribe=[f"{QUERY_ROOT}.*.{service}.>"],
     )
 
 
@@ -73,7 +77,7 @@ def staff_user(cluster: str, staff: str) -> User:
     name = f"{cluster}-{staff}"
     return User(
         name=name,
-        publish=[f"envol.{cluster}.{staff}.>", f"envol-query.{cluster}.>"],
+        publish=[f"envol.{cluster}.{staff}.>", f"{QUERY_ROOT}.{cluster}.>"],
         deny_publish=[f"envol.{cluster}.{staff}.event.rejected"],
         subscribe=[f"envol.{cluster}.>"],
     )
@@ -90,8 +94,6 @@ def partner_user(cluster: str, partner: str, event_names: list[str]) -> User:
 
 
 def users() -> list[User]:
-    found = [User(name=PROVISIONER, publish=["$JS.API.>"])]
-    found += [service_user(service) for service in sorted(CONSUMERS)]
     staff: set[tuple[str, str]] = set()
     partners: dict[tuple[str, str], list[str]] = {}
     for path in sorted(ROOT.glob("services/*/envol_*/partners/*.toml")):
@@ -102,10 +104,16 @@ def users() -> list[User]:
         for partner in config.get("partners", []):
             events = partners.setdefault((config["cluster"], partner["id"]), [])
             events += [event_name(event.type) for event in kinds[partner["kind"]]]
-    found += [staff_user(cluster, producer) for cluster, producer in sorted(staff)]
-    found += [partner_user(cluster, partner, events)
-              for (cluster, partner), events in sorted(partners.items())]
-    return found
+    # Enrolment's programme catalogue may name the cluster's staff tools too.
+    for path in sorted(ROOT.glob("services/*/envol_*/catalogue/*.toml")):
+        config = tomllib.loads(path.read_text("utf-8"))
+        staff |= {(config["cluster"], producer) for producer in config.get("staff", [])}
+    people = [staff_user(cluster, producer) for cluster, producer in sorted(staff)]
+    people += [partner_user(cluster, partner, events)
+               for (cluster, partner), events in sorted(partners.items())]
+    askers = [user for user in people if any(s.startswith(f"{QUERY_ROOT}.") for s in user.publish)]
+    services = [service_user(service, askers) for service in sorted(CONSUMERS)]
+    return [User(name=PROVISIONER, publish=["$JS.API.>"]), *services, *people]
 
 
 def _list(subjects: list[str]) -> str:
@@ -127,7 +135,6 @@ def render(all_users: list[User]) -> str:
             "      permissions: {",
             f"        publish: {publish}",
             f"        subscribe: {_list([*user.subscribe, f'{user.inbox}.>'])}",
-            *(["        allow_responses: true"] if user.answers_requests else []),
             "      }",
             "    }",
         ]

@@ -402,7 +402,10 @@ class EventConsumer(Generic[U]):
         delivery.outcome, delivery.reason = Outcome.DEAD_LETTERED, reason
         delivery.extra_log["reason"] = reason
         uow.outbox.add(dead_letter(self.service, delivery, reason, max_payload=self._max_payload))
-        uow.outbox.add(rejection(self.service, delivery, reason, dead_lettered=True))
+        if delivery.stray_acknowledgement:
+            delivery.extra_log["stray_acknowledgement"] = True  # see Delivery: no one to answer
+        else:
+            uow.outbox.add(rejection(self.service, delivery, reason, dead_lettered=True))
         uow.inbox.record(delivery.key, delivery.received)
 
     async def _settle(self, deliveries: list[Delivery]) -> None:

@@ -36,6 +36,7 @@ _IDENTIFIER: TypeAdapter[str] = TypeAdapter(Identifier)
 # Room kept in a dead letter for NATS's own headers (Nats-Msg-Id...) and the protocol line.
 _HEADROOM = 1024
 MAX_REASON = 1000
+_ACKNOWLEDGEMENT_FIELDS = {"stream", "seq", "duplicate", "domain"}
 MAX_SUBJECT_SHOWN = 256
 
 
@@ -63,6 +64,9 @@ class Delivery:
     key: str = ""
     company: str = ""
     readable_id: str | None = None  # the id of an unreadable message, when it has a valid one
+    # JetStream's acknowledgement of someone else's publish, stored here because that
+    # publisher chose this subject as its reply subject: nobody here sent it, nobody is told.
+    stray_acknowledgement: bool = False
     extra_log: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -107,6 +111,7 @@ class Delivery:
         by_position = f"{EVENTS_STREAM}#{self.stream_sequence}"
         if not isinstance(document, dict):
             return by_position, ""
+        self.stray_acknowledgement = {"stream", "seq"} <= document.keys() <= _ACKNOWLEDGEMENT_FIELDS
         company = document.get("subject")
         company = company if isinstance(company, str) and _is_identifier(company, 64) else ""
         event_id, source = document.get("id"), document.get("source")

@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 
@@ -55,11 +56,14 @@ def free_ports(count: int) -> list[int]:
 
 class NatsServer:
     def __init__(self, store_dir: Path, port: int | None = None, *, log_file: Path | None = None,
-                 extra_args: list[str] | None = None) -> None:
+                 extra_args: list[str] | None = None, env: Mapping[str, str] | None = None) -> None:
         self.store_dir = store_dir
         self.port = port or free_port()
         self.log_file = log_file
         self.extra_args = extra_args or []
+        # The server's environment (None: this process's): a configuration such as
+        # deploy/nats/auth.conf reads its users' passwords from it.
+        self.env = dict(env) if env is not None else None
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -73,11 +77,11 @@ class NatsServer:
                 *self.extra_args]
         if self.log_file:
             with open(self.log_file, "ab") as output:  # the child keeps its own descriptor
-                self.process = subprocess.Popen(args, stdout=output, stderr=output,
+                self.process = subprocess.Popen(args, stdout=output, stderr=output, env=self.env,
                                                 start_new_session=True)
         else:
-            self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL,
-                                            stderr=subprocess.DEVNULL, start_new_session=True)
+            self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                            env=self.env, start_new_session=True)
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

@@ -3,7 +3,9 @@
 The server runs deploy/nats/nats.conf with the generated auth.conf, each user's password in
 the environment as compose gives it. Partners publish their own events only, read their
 own rejections only, and touch no JetStream configuration; services work with their own
-users end to end; clusters cannot see one another.
+users end to end, and answer queries into the askers' inboxes only; clusters cannot see one
+another. What NATS cannot close (JetStream's acknowledgement goes to whatever reply subject
+the publisher chose) is shown too, with what keeps it harmless.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import shutil
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -69,18 +72,23 @@ class Secured:
             await client.close()
 
 
-@pytest.fixture
-def secured(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Secured]:
+def start_secured(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, conf: Path = NATS_CONF) -> Secured:
     passwords = {}
     for user in USERS.values():
         passwords[user.name] = f"{user.token}-{uuid.uuid4().hex}"
         monkeypatch.setenv(user.password_variable, passwords[user.name])
     client, monitor = free_ports(2)
     server = NatsServer(tmp_path / "jetstream", client, log_file=tmp_path / "nats.log",
-                        extra_args=["-c", str(NATS_CONF), "-m", str(monitor)])
+                        extra_args=["-c", str(conf), "-m", str(monitor)])
     server.start()
-    yield Secured(server, passwords)
-    server.kill()
+    return Secured(server, passwords)
+
+
+@pytest.fixture
+def secured(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Secured]:
+    server = start_secured(tmp_path, monkeypatch)
+    yield server
+    server.server.kill()
 
 
 @pytest.fixture
@@ -250,6 +258,110 @@ async def test_every_service_does_its_job_with_its_own_user(provisioned: Secured
             await service.stop()
     for name in ("enrolment", "financing", f"{AV}-staff", f"{AV}-banque-garonne"):
         assert not [e for e in provisioned.errors.get(name, []) if "ermissions" in e], name
+
+
+def violations(secured: Secured, user: str, subject: str) -> int:
+    # (nats-py reports the violation in lower case)
+    return sum("permissions violation" in error.lower() and subject.lower() in error.lower()
+               for error in secured.errors.get(user, []))
+
+
+async def test_a_service_user_answers_into_the_askers_inboxes_only(provisioned: Secured):
+    # A responder that obeys whatever reply subject it is given, as a plain nats-py one would:
+    # NATS lets the enrolment user put its answer into the asking staff's inbox, nowhere else
+    # outside its own subjects (those the service's code guards: see the next test).
+    elsewhere = [f"envol.{PG}.financing.case.opened",            # another service's events
+                 f"envol.{PG}.staff.company.registered",         # a partner's namespace
+                 f"envol.{AV}.banque-garonne.loan.decided",      # another cluster's partner
+                 f"{USERS['financing'].inbox}.x1"]               # another service's inbox
+    async with provisioned.connect("enrolment") as service, provisioned.connect(f"{PG}-staff") as staff:
+        async def obey(msg: nats.aio.msg.Msg) -> None:
+            await service.publish(msg.reply, b'{"answer": "whatever"}')
+
+        await service.subscribe("envol-query.*.enrolment.>", cb=obey)
+        await service.flush()
+        for reply in elsewhere:
+            await staff.publish(query_subject(PG, "enrolment", "company"), b"{}", reply=reply)
+        answer = await staff.request(query_subject(PG, "enrolment", "company"), b"{}", timeout=2)
+        assert answer.data == b'{"answer": "whatever"}'
+        await service.flush()
+        await asyncio.sleep(0.3)
+    for subject in elsewhere:
+        assert violations(provisioned, "enrolment", subject) == 1, subject
+    for subject in elsewhere[:3]:
+        assert not await stored(provisioned, subject), subject
+
+
+async def test_a_query_cannot_make_a_service_publish_its_own_events(provisioned: Secured, tmp_path: Path):
+    # The enrolment user may publish envol.*.enrolment.>, so NATS cannot refuse this reply
+    # subject: the service itself answers into inboxes of the query's cluster only.
+    settings = Settings("enrolment", provisioned.url("enrolment"), f"sqlite+aiosqlite:///{tmp_path}/e.sqlite",
+                        64, provision=False, nats_inbox_prefix=USERS["enrolment"].inbox)
+    service = RunningService(enrolment_bootstrap(), settings)
+    await service.start()
+    forged = f"envol.{PG}.enrolment.application.enrolled"
+    try:
+        async with provisioned.connect(f"{AV}-staff") as staff:
+            request = json.dumps({"company_id": SIRENS[3]}).encode()
+            await staff.publish(query_subject(AV, "enrolment", "company"), request, reply=forged)
+            # Answered in order: by the time this answer comes, the forged one was refused.
+            answer = await staff.request(query_subject(AV, "enrolment", "company"), request, timeout=5)
+            assert "error" in json.loads(answer.data)
+    finally:
+        await service.stop()
+    assert not await stored(provisioned, forged)
+
+
+async def test_jetstream_acknowledges_on_the_reply_subject_the_publisher_chose(provisioned: Secured):
+    # What NATS cannot close: permissions apply to the subject a client publishes on, not to its
+    # reply subject, and JetStream publishes its acknowledgement there as itself. Into the
+    # stream it is a bare acknowledgement, never a CloudEvent: Envol dead-letters it as
+    # unreadable. Into the JetStream API it is refused by strict parsing (nats.conf).
+    aimed = f"envol.{PG}.staff.company.registered"
+    api = [f"$JS.API.STREAM.PURGE.{EVENTS_STREAM}", f"$JS.API.STREAM.MSG.DELETE.{EVENTS_STREAM}",
+           f"$JS.API.STREAM.DELETE.{EVENTS_STREAM}", f"$JS.API.CONSUMER.DELETE.{EVENTS_STREAM}.financing"]
+    decided = fe.LoanDecided(case_id="av-9", decision="refused", decided_on="2026-04-20", reason="risk")
+    own, payload = event_bytes(decided, AV, "banque-garonne", SIRENS[4])
+    async with provisioned.connect(f"{AV}-banque-garonne") as bank:
+        assert await can_publish(bank, own, payload)  # stream sequence 1
+        for reply in [aimed, *api]:
+            await bank.publish(own, payload, reply=reply)
+        await bank.flush()
+    await asyncio.sleep(0.5)
+    assert not provisioned.errors.get(f"{AV}-banque-garonne")  # nothing NATS saw as a violation
+    async with provisioned.connect("provisioner") as admin:
+        js = admin.jetstream()
+        acknowledgement = await js.get_last_msg(EVENTS_STREAM, aimed)
+        assert json.loads(acknowledgement.data) == {"stream": EVENTS_STREAM, "seq": 2}
+        state = (await js.stream_info(EVENTS_STREAM)).state
+        # Every event and the one acknowledgement stored: nothing purged or deleted.
+        assert (state.first_seq, state.messages) == (1, 1 + 2 + len(api))
+        assert (await js.consumer_info(EVENTS_STREAM, "financing")).name == "financing"
+
+
+async def test_strict_mode_is_what_keeps_an_acknowledgement_from_purging_the_stream(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    conf = NATS_CONF.read_text()
+    assert "\n  strict: true\n" in conf, "nats.conf must pin JetStream's strict mode"
+    (tmp_path / "nats.conf").write_text(conf.replace("strict: true", "strict: false"))
+    shutil.copy(AUTH_CONF, tmp_path / "auth.conf")
+    lax = start_secured(tmp_path, monkeypatch, tmp_path / "nats.conf")
+    try:
+        async with lax.connect("provisioner") as admin:
+            await provision(admin.jetstream())
+        decided = fe.LoanDecided(case_id="av-9", decision="refused", decided_on="2026-04-20", reason="risk")
+        own, payload = event_bytes(decided, AV, "banque-garonne", SIRENS[4])
+        async with lax.connect(f"{AV}-banque-garonne") as bank:
+            for _ in range(3):
+                assert await can_publish(bank, own, payload)
+            await bank.publish(own, payload, reply=f"$JS.API.STREAM.PURGE.{EVENTS_STREAM}")
+            await bank.flush()
+        await asyncio.sleep(0.5)
+        async with lax.connect("provisioner") as admin:
+            state = (await admin.jetstream().stream_info(EVENTS_STREAM)).state
+        assert (state.first_seq, state.messages) == (4, 1)  # a partner purged the stream
+    finally:
+        lax.server.kill()
 
 
 def test_passwords_are_never_in_the_configuration():

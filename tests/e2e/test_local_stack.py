@@ -3,6 +3,8 @@
 Each test starts `python -m deploy.local.stack` as a child process with its own data dir and
 port, reads what it prints, and stops it with SIGINT like Ctrl-C. Every wait has a deadline
 and the clean-up kills whatever is left, so a broken stack fails the test instead of hanging.
+The stack's NATS runs production's users and permissions: the demo and these tests connect
+as the users whose passwords the stack keeps in its data dir.
 """
 
 from __future__ import annotations
@@ -13,17 +15,23 @@ import json
 import os
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+import urllib.request
+import uuid
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import nats
 import pytest
-from support import connected, dead_letters
+from nats.aio.client import Client
+from support import SIRENS, dead_letters, enrolment_outcome
 
+from envol_shared.events import make_event
 from envol_shared.nats_server import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -77,6 +85,71 @@ def alive(pid: int) -> bool:
     with contextlib.suppress(OSError, IndexError):
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
     return True
+
+
+def credentials(stack: StackProcess) -> dict[str, str]:
+    """The local users' passwords, kept by the stack in its data dir for its owner only."""
+    path = Path(stack.state()["nats_credentials"])
+    assert path == stack.data_dir / "nats-credentials.json"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    return json.loads(path.read_text())
+
+
+@contextlib.asynccontextmanager
+async def connected_as(url: str, user: str, passwords: dict[str, str],
+                       errors: list[str] | None = None) -> AsyncIterator[Client]:
+    async def on_error(exc: Exception) -> None:
+        if errors is not None:
+            errors.append(str(exc).lower())  # (nats-py reports violations in lower case)
+
+    client = await nats.connect(url, user=user, password=passwords[user], inbox_prefix=f"_INBOX_{user}",
+                                error_cb=on_error, max_reconnect_attempts=0)
+    try:
+        yield client
+    finally:
+        await client.close()
+
+
+async def published(client: Client, subject: str, payload: bytes) -> bool:
+    try:
+        await client.jetstream().publish(subject, payload, timeout=1.5)
+        return True
+    except (nats.errors.TimeoutError, nats.errors.NoRespondersError, nats.js.errors.APIError):
+        return False
+
+
+async def what_the_local_nats_refuses(url: str, passwords: dict[str, str]) -> dict[str, Any]:
+    """What a partner meets when it oversteps on the local stack, as in production."""
+    found: dict[str, Any] = {}
+    with contextlib.suppress(Exception):
+        anonymous = await nats.connect(url, allow_reconnect=False, connect_timeout=2)
+        found["anonymous"] = "connected"
+        await anonymous.close()
+    # A bank on another bank's subject; Pégase's staff forging the enrolment that opens a case.
+    other_bank = "envol.aerospace-valley.credit-pyrenees.loan.decided"
+    app_id = f"forged-{uuid.uuid4().hex[:8]}"
+    forged_subject, forged = make_event(
+        enrolment_outcome("enrolled", app_id, SIRENS[1], programme="PG-GROWTH-CONTRACT", cluster="pegase"),
+        cluster="pegase", producer="enrolment", company=SIRENS[1])
+    attempts = [("aerospace-valley-banque-garonne", other_bank), ("pegase-staff", forged_subject)]
+    for user, subject in attempts:
+        errors: list[str] = []
+        async with connected_as(url, user, passwords, errors) as client:
+            accepted = await published(client, subject, forged.to_bytes())
+            await client.flush()
+        found[user] = (accepted, [e for e in errors if "permissions violation" in e and subject in e])
+    async with connected_as(url, "provisioner", passwords) as admin:
+        found["dead_letters"] = len(await dead_letters(admin))
+        js = admin.jetstream()
+        with contextlib.suppress(nats.js.errors.NotFoundError):
+            found["stored"] = (await js.get_last_msg("ENVOL_EVENTS", other_bank)).data
+        last_enrolled = await js.get_last_msg("ENVOL_EVENTS", forged_subject)
+        found["forged_stored"] = app_id.encode() in last_enrolled.data
+    async with connected_as(url, "pegase-staff", passwords) as staff:
+        request = json.dumps({"case_id": app_id}).encode()
+        reply = await staff.request("envol-query.pegase.financing.case", request, timeout=5)
+        found["case"] = json.loads(reply.data)
+    return found
 
 
 def env_without_envol() -> dict[str, str]:
@@ -139,7 +212,8 @@ def test_stack_runs_the_demo_and_stops_cleanly(tmp_path: Path) -> None:
         assert "publicly funded collaborative project" in ineligible_because("lauragais-rd")
         assert "does not serve US" in ineligible_because("bigorre-vie")
         assert "not an SME" in ineligible_because("adour-club")
-        assert "not a member of pegase" in ineligible_because("argenteuil-desks")
+        # Pégase applying for a company it never registered (ASTech did): refused.
+        assert apps["argenteuil-desks"]["path"] == []
         assert report["companies"]["adour"]["sme_category"] == "not_sme"
         assert report["companies"]["saclay"]["sme_category"] == "small"
 
@@ -149,6 +223,8 @@ def test_stack_runs_the_demo_and_stops_cleanly(tmp_path: Path) -> None:
         wrong_version = rejections["PG-EXPORT-DESKS application of Calanques Robotique (v2)"]
         assert wrong_version["dead_lettered"] and "unknown event type" in wrong_version["reason"]
         mistake = rejections["review (accept) of AV-VIE-RELAY for Bigorre Drones Systèmes"]
+        stranger = rejections["PG-EXPORT-DESKS application of Câblage Aéronautique Francilien"]
+        assert not stranger["dead_lettered"] and "unknown company 448628073 in pegase" in stranger["reason"]
         assert not mistake["dead_lettered"] and "cannot go from ineligible" in mistake["reason"]
         assert report["dead_letters_this_run"] == 2
 
@@ -233,11 +309,26 @@ def test_stack_runs_the_demo_and_stops_cleanly(tmp_path: Path) -> None:
         cci = export["velizy-cci"]
         assert (cci["unit_id"], cci["status"]) == ("as-cci-2026", "assigned")
 
-        async def dead_letter_count() -> int:
-            async with connected(state["nats_url"]) as nc:
-                return len(await dead_letters(nc))
-
-        assert asyncio.run(dead_letter_count()) == 2
+        # The local NATS is production's: every user with its password, permissions enforced.
+        passwords = credentials(stack)
+        assert {"enrolment", "financing", "export", "provisioner", "pegase-staff", "astech-staff",
+                "aerospace-valley-banque-garonne", "pegase-pg-comptoir-in"} <= set(passwords)
+        shown = json.dumps(state) + stack.output() + stack.logs()
+        assert not [password for password in passwords.values() if password in shown]
+        refused = asyncio.run(what_the_local_nats_refuses(state["nats_url"], passwords))
+        assert "anonymous" not in refused
+        for user in ("aerospace-valley-banque-garonne", "pegase-staff"):
+            accepted, violations = refused[user]
+            assert not accepted and violations, (user, refused[user])
+        assert "stored" not in refused and not refused["forged_stored"]
+        assert "error" in refused["case"]
+        assert refused["dead_letters"] == 2
+        # Each service connects as its own NATS user.
+        connz = f"{state['nats_monitor_url']}/connz?auth=1&limit=1024"
+        with urllib.request.urlopen(connz, timeout=5) as page:
+            users = {c.get("name"): c.get("authorized_user") for c in json.load(page)["connections"]}
+        for name in ("enrolment", "financing", "export"):
+            assert users[f"envol-{name}"] == name, users
         output = stack.output()
         assert STARTED in output and state["nats_url"] in output
         assert "enrolled: place freed by application" in output
@@ -310,6 +401,7 @@ def test_the_next_start_stops_what_a_killed_stack_left_running(tmp_path: Path) -
     with local_stack(tmp_path, "--nats-port", str(free_port()), name="first") as first:
         first.wait_for(STARTED)
         leftovers = first.child_pids()
+        passwords = credentials(first)
         first.process.kill()
         first.process.wait(10)
         assert all(alive(pid) for pid in leftovers)
@@ -318,4 +410,5 @@ def test_the_next_start_stops_what_a_killed_stack_left_running(tmp_path: Path) -
             second.wait_for(STARTED)
             assert not [pid for pid in leftovers if alive(pid)]
             assert "a previous stack was killed" in second.output()
+            assert credentials(second) == passwords  # kept between runs
             assert second.interrupt() == 0, second.output() + second.logs()[-4000:]

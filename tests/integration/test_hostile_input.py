@@ -11,6 +11,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+import nats
 import pytest
 from support import SIRENS, dead_letters, events_of, new_id, publish, publish_raw, registration, wait_for
 
@@ -195,3 +196,27 @@ async def test_a_bank_sending_a_time_out_of_range_is_refused_and_financing_goes_
 
 async def _refusals_of(nc, producer: str) -> list[dict[str, Any]]:
     return [e["data"] for e in await events_of(nc, f"envol.*.{producer}.event.rejected")]
+
+
+async def test_a_jetstream_acknowledgement_stored_through_a_reply_subject_answers_no_one(nc, start_service):
+    """A bank publishing with reply=<staff's subject> gets JetStream's acknowledgement stored
+    there: NATS cannot prevent it (see the README). It is kept as a dead letter, and the staff,
+    who sent nothing, get no rejection."""
+    service = await start_service()
+    bank = await nats.connect(nc.connected_url.geturl())
+    try:
+        reply = f"envol.{AV}.staff.company.registered"
+        await bank.publish(f"envol.{AV}.banque-garonne.loan.request.received", b"{}", reply=reply)
+        [letter] = await wait_for(lambda: _letters_about(nc, "not a CloudEvents 1.0 envelope"))
+    finally:
+        await bank.close()
+    assert json.loads(letter.data)["stream"] == "ENVOL_EVENTS"
+    siren = SIRENS[5]
+    await publish(nc, ev.CompanyRegistered(**registration(siren)), company=siren)
+    await wait_for(lambda: _assessed(nc, siren))
+    assert await _refusals_of(nc, "staff") == []
+    assert not service.consumer_task.done()
+
+
+async def _letters_about(nc, words: str) -> list[Any]:
+    return [m for m in await dead_letters(nc) if words in m.headers["Envol-Reason"]]
