@@ -1,7 +1,9 @@
 """Tables of the export database and their mapping onto the domain classes.
 
 As in enrolment and financing, the domain classes stay plain dataclasses mapped imperatively
-here, so the domain never imports SQLAlchemy.
+here, so the domain never imports SQLAlchemy. The domain edits its JSON values in place, at
+any depth (a lead reported, a workshop attended): envol_shared.json_columns writes those
+edits to the database.
 """
 
 from __future__ import annotations
@@ -9,7 +11,6 @@ from __future__ import annotations
 from enum import StrEnum
 
 import sqlalchemy as sa
-from sqlalchemy.ext.mutable import MutableDict
 from sqlalchemy.orm import registry, relationship
 
 from envol_export.domain.model import (
@@ -24,6 +25,7 @@ from envol_export.domain.model import (
     UnitKind,
 )
 from envol_shared.database import UtcDateTime
+from envol_shared.json_columns import track_json_columns
 
 mapper_registry = registry()
 metadata = mapper_registry.metadata
@@ -53,7 +55,7 @@ units = sa.Table(
     sa.Column("host_siren", sa.String(9)),
     sa.Column("host_company", sa.String(200)),
     sa.Column("volunteer_id", sa.String(64)),
-    sa.Column("details", MutableDict.as_mutable(sa.JSON()), nullable=False),
+    sa.Column("details", sa.JSON(), nullable=False),
     sa.Column("occupied", sa.Integer(), nullable=False),
     sa.Column("ended_at", UtcDateTime()),
     sa.Column("end_reason", sa.String(500)),
@@ -96,8 +98,8 @@ supports = sa.Table(
     sa.Column("last_news_at", UtcDateTime()),
     sa.Column("closed_at", UtcDateTime()),
     sa.Column("close_reason", sa.String(500)),
-    # Mutable: the domain edits nested facts in place (a lead reported, a workshop attended).
-    sa.Column("details", MutableDict.as_mutable(sa.JSON()), nullable=False),
+    # Edited in place by the domain (a lead reported, a workshop attended): see the module docstring.
+    sa.Column("details", sa.JSON(), nullable=False),
     # The waiting list of a pool, oldest first.
     sa.Index("ix_export_supports_waiting", "cluster", "programme", "status", "waiting_since"),
 )
@@ -167,4 +169,6 @@ def start_mappers() -> None:
         properties={name: relationship(mapper, lazy="selectin", order_by=order, cascade="all")
                     for name, (mapper, order) in children.items()},
     )
+    # So that the JSON values the domain edits in place are written too.
+    track_json_columns(mapper_registry.mappers)
     _mapped = True

@@ -1,7 +1,9 @@
 """Tables of the financing database and their mapping onto the domain classes.
 
 As in enrolment, the domain classes stay plain dataclasses mapped imperatively here, so the
-domain never imports SQLAlchemy.
+domain never imports SQLAlchemy. The domain edits its JSON values in place, at any depth (a
+pitch session held, a review added to an objective): envol_shared.json_columns writes those
+edits to the database.
 """
 
 from __future__ import annotations
@@ -9,7 +11,6 @@ from __future__ import annotations
 from enum import StrEnum
 
 import sqlalchemy as sa
-from sqlalchemy.ext.mutable import MutableDict
 from sqlalchemy.orm import registry, relationship
 
 from envol_financing.domain.model import (
@@ -22,6 +23,7 @@ from envol_financing.domain.model import (
     Tranche,
 )
 from envol_shared.database import UtcDateTime
+from envol_shared.json_columns import track_json_columns
 
 mapper_registry = registry()
 metadata = mapper_registry.metadata
@@ -56,8 +58,8 @@ cases = sa.Table(
     sa.Column("last_news_at", UtcDateTime()),
     sa.Column("closed_at", UtcDateTime()),
     sa.Column("close_reason", sa.String(500)),
-    # Mutable: the domain edits nested facts in place (a session held, an investor met).
-    sa.Column("details", MutableDict.as_mutable(sa.JSON()), nullable=False),
+    # Edited in place by the domain (a session held, an investor met): see the module docstring.
+    sa.Column("details", sa.JSON(), nullable=False),
     sa.Index("ix_financing_cases_cluster_programme_cohort", "cluster", "programme", "cohort"),
 )
 
@@ -129,4 +131,6 @@ def start_mappers() -> None:
         properties={name: relationship(mapper, lazy="selectin", order_by=order, cascade="all")
                     for name, (mapper, order) in children.items()},
     )
+    # So that the JSON values the domain edits in place are written too.
+    track_json_columns(mapper_registry.mappers)
     _mapped = True
