@@ -21,10 +21,10 @@ A message can only fail itself. What can go wrong, and what happens:
 - the same event again (same producer, source and id): acknowledged with no effect; if it
   had been refused and comes back from its producer, the refusal is sent again.
 
-The consumer is written on nats-py rather than FastStream's batch subscriber: FastStream
-keeps fetching until a batch is full or a timeout expires, which adds that timeout to the
-latency of every event at low load, and its acknowledgement policies act per message, not
-per committed batch.
+The batches come from a FastStream subscriber (`subscriber.BatchFetchSubscriber`, registered
+by the service): it asks `ready_to_fetch` before each fetch and hands each batch of raw
+nats-py messages to `handle_batch`. Acknowledgements are this module's, not FastStream's
+(its policies act per message; here a message is acknowledged once its batch committed).
 """
 
 from __future__ import annotations
@@ -32,24 +32,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
-from datetime import datetime
-from typing import Any, Generic, TypeVar
+from collections.abc import Callable, Mapping
+from typing import Generic, TypeVar
 
 import nats.errors
 import structlog
 from nats.aio.msg import Msg
 from nats.errors import ConnectionClosedError
-from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext
-from nats.js.errors import ServiceUnavailableError
-from sqlalchemy.exc import DBAPIError, OperationalError
-from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from envol_shared.deliveries import Delivery, Outcome, dead_letter, rejection
-from envol_shared.event_log import OutboxRow, OutgoingMessage, Received
-from envol_shared.events import EventData, Incoming, make_event
+from envol_shared.event_log import OutboxRow, Received
+from envol_shared.events import EventData
+from envol_shared.handling import Context, Handler, Rejected, emit, is_transient
 from envol_shared.lease import ConsumerLease, LeaseLost
 from envol_shared.logging import describe_error
 from envol_shared.topology import EVENTS_STREAM, ServiceConsumer
@@ -57,68 +52,14 @@ from envol_shared.unit_of_work import UnitOfWork
 
 U = TypeVar("U", bound=UnitOfWork)
 
-
-class Rejected(Exception):
-    """A handler refuses an event for a business reason; nothing it did is kept."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
-
-
-# PostgreSQL's "try the transaction again": a deadlock, a serialization failure.
-RETRYABLE_SQLSTATES = frozenset({"40P01", "40001"})
-
-
-def is_transient(exc: BaseException) -> bool:
-    """Failures that say nothing about the message itself: retry the whole batch later."""
-    if isinstance(exc, OperationalError | PoolTimeoutError | ConnectionError | TimeoutError):
-        return True
-    if isinstance(exc, DBAPIError) and (
-            exc.connection_invalidated or getattr(exc.orig, "sqlstate", None) in RETRYABLE_SQLSTATES):
-        return True
-    return isinstance(exc, OSError)
-
-
-@dataclass
-class Context(Generic[U]):
-    """What a handler gets: the event, the unit of work, and a way to emit events."""
-
-    incoming: Incoming
-    uow: U
-    service: str
-
-    @property
-    def cluster(self) -> str:
-        return self.incoming.envelope.cluster
-
-    @property
-    def received_at(self) -> datetime:
-        return self.incoming.envelope.time
-
-    def emit(self, data: EventData, *, company: str, correlation_id: str | None = None) -> None:
-        """Queue an event caused by the incoming one; it is published after commit.
-
-        The correlation id defaults to the incoming event's; pass the journey's own id when
-        the event concerns another company (a waitlisted SME promoted by a withdrawal).
-        """
-        envelope = self.incoming.envelope
-        emit(self.uow, data, cluster=envelope.cluster, producer=self.service, company=company,
-             correlation_id=correlation_id or envelope.correlationid, causation_id=envelope.id)
-
-
-def emit(uow: UnitOfWork, data: EventData, *, cluster: str, producer: str, company: str,
-         correlation_id: str, causation_id: str | None) -> None:
-    """Write an event to the outbox of `uow`: published once the transaction commits."""
-    subject, event = make_event(data, cluster=cluster, producer=producer, company=company,
-                                correlation_id=correlation_id, causation_id=causation_id)
-    uow.outbox.add(OutgoingMessage.of_event(subject, event))
-
-
-Handler = Callable[[Any, Context[Any]], Awaitable[None]]
+# What handlers import from here (defined in handling.py).
+__all__ = ["Context", "EventConsumer", "Handler", "Rejected", "emit", "is_transient"]
 
 
 class EventConsumer(Generic[U]):
+    """A service's consumption of its events: between fetches (`ready_to_fetch`: the lease,
+    pauses) and for each fetched batch (`handle_batch`, `process`)."""
+
     def __init__(
         self,
         *,
@@ -127,13 +68,15 @@ class EventConsumer(Generic[U]):
         uow_factory: Callable[[], U],
         handlers: Mapping[type[EventData], Handler],
         on_commit: Callable[[list[OutboxRow]], None] = lambda rows: None,
-        batch_size: int = 256,
         max_attempts: int = 5,
         retry_delay_s: float = 2.0,
         max_retry_delay_s: float = 60.0,
         lease: ConsumerLease | None = None,
         max_payload: int = 1024 * 1024,
+        stopping: asyncio.Event | None = None,
     ) -> None:
+        # For the consumer's state on the server (after a crash takeover); the batches
+        # themselves come from the subscriber.
         self._js = js
         self._consumer = consumer
         self._uow_factory = uow_factory
@@ -143,7 +86,6 @@ class EventConsumer(Generic[U]):
         if missing:
             raise ValueError(f"no handler for consumed event types {sorted(missing)}")
         self._on_commit = on_commit
-        self._batch_size = batch_size
         self._max_attempts = max_attempts
         self._retry_delay_s = retry_delay_s
         self._max_retry_delay_s = max_retry_delay_s
@@ -153,6 +95,16 @@ class EventConsumer(Generic[U]):
         # company -> stream sequence of its oldest event waiting for a redelivery (loaded from
         # and saved to the database, so per-company order survives a restart)
         self._held: dict[str, int] = {}
+        # Set when the service stops: the fetch loop ends after the batch in hand.
+        self._stopping = stopping or asyncio.Event()
+        # Between fetches (see ready_to_fetch): holds loaded for the lease held now, whether a
+        # crashed holder's messages must come back first, the pause asked by the last batch,
+        # when the lease was last renewed, and what broke the pipeline itself.
+        self._started = False
+        self._redeliveries_first = False
+        self._pause_s = 0.0
+        self._renewed = 0.0
+        self._failure: Exception | None = None
         self.log = structlog.get_logger("envol.consumer").bind(service=consumer.service)
 
     @property
@@ -162,31 +114,81 @@ class EventConsumer(Generic[U]):
     def _delay(self, attempt: int) -> float:
         return min(self._retry_delay_s * 2 ** max(attempt - 1, 0), self._max_retry_delay_s)
 
-    async def run(self, stopping: asyncio.Event) -> None:
-        """Fetch and process batches until `stopping` is set; the batch in hand is finished.
+    async def ready_to_fetch(self) -> bool:
+        """Asked by the subscriber before each fetch: True to fetch now, False to stop for good.
 
-        With a lease, only while this instance holds it: standing by otherwise."""
-        wait_for_redeliveries = False
-        while not stopping.is_set():
-            if self._lease is not None:
-                if not await self._lease.acquire(stopping):
-                    break
-                wait_for_redeliveries = wait_for_redeliveries or self._lease.after_crash
+        Returns only while this instance may consume: it waits here while another instance
+        holds the lease (standing by), after taking the lease over from a crashed holder (for
+        what that one had fetched to come back first), and after a failed batch (its pause).
+        An idle lease is renewed here. A failure that is no one message's fault, and not
+        transient, is raised: the fetch loop ends with it, and the service stops."""
+        if self._failure is not None:
+            raise self._failure
+        while not self._stopping.is_set():
             try:
-                if wait_for_redeliveries:
-                    await self._wait_for_redeliveries(stopping)
-                    wait_for_redeliveries = False
-                await self._consume(stopping)
+                if self._lease is not None and not self._lease.held:
+                    if not await self._lease.acquire(self._stopping):
+                        break
+                    self._started = False
+                    self._redeliveries_first = self._redeliveries_first or self._lease.after_crash
+                if not self._started:
+                    await self._start()
+                    continue  # stopping may have come meanwhile
+                if self._pause_s:
+                    pause, self._pause_s = self._pause_s, 0.0
+                    await _sleep_unless(self._stopping, pause)
+                    continue
+                if self._lease is not None and time.monotonic() - self._renewed > self._lease.renew_every_s:
+                    await self._renew_lease()
+                    self._renewed = time.monotonic()
+                return True
             except LeaseLost:
                 self.log.warning("consumer.lease_lost")  # another instance consumes now
             except (nats.errors.Error, TimeoutError) as exc:
                 # JetStream unavailable for a while (a node lost, a leader being elected).
                 self.log.warning("consumer.jetstream_unavailable", error=repr(exc))
-                await _sleep_unless(stopping, 1.0)
+                await _sleep_unless(self._stopping, 1.0)
+        self.log.info("consumer.stopped")
         if self._lease is not None:
-            await self._lease.release()
+            await self._lease.release()  # a standby takes over at once
+        return False
 
-    async def _wait_for_redeliveries(self, stopping: asyncio.Event) -> None:
+    async def _start(self) -> None:
+        """What comes before the first fetch of a lease: the redeliveries, the holds."""
+        if self._redeliveries_first:
+            await self._wait_for_redeliveries()
+            self._redeliveries_first = False
+        await self._load_holds()
+        self._started = True
+        self._renewed = time.monotonic()
+        self.log.info("consumer.started", filter_subjects=self._consumer.filter_subjects,
+                      held_companies=len(self._held))
+
+    async def handle_batch(self, messages: list[Msg]) -> None:
+        """The subscriber's handler: one fetched batch through `process`.
+
+        It never raises (FastStream would log the error and fetch on): a lost lease makes the
+        next `ready_to_fetch` stand by, a lost acknowledgement or a failed batch pauses
+        fetching, and anything else ends the fetch loop at its next turn."""
+        try:
+            pause = await self.process(messages)
+        except LeaseLost:
+            self.log.warning("consumer.lease_lost")  # rolled back and handed back: see process
+            return
+        except (ConnectionClosedError, nats.errors.ConnectionReconnectingError,
+                nats.errors.OutboundBufferLimitError) as exc:
+            # Committed but not acknowledged: redelivered later, and the inbox drops it.
+            self.log.warning("batch.acknowledgement_lost", error=repr(exc))
+            pause = 1.0
+        except Exception as exc:  # a fault of the pipeline itself, not of a message
+            self._failure = exc
+            return
+        if pause:
+            self._pause_s = pause
+        elif self._lease is not None:
+            self._renewed = time.monotonic()  # the batch renewed it
+
+    async def _wait_for_redeliveries(self) -> None:
         """After a holder's crash, let what it had fetched come back first: fetching at once
         would apply a company's newer events before its older ones."""
         info = await self._js.consumer_info(EVENTS_STREAM, self._consumer.durable)
@@ -194,43 +196,7 @@ class EventConsumer(Generic[U]):
             wait_s = (info.config.ack_wait or 30) + 1
             self.log.info("consumer.waiting_for_redeliveries", unacknowledged=info.num_ack_pending,
                           wait_s=wait_s)
-            await _sleep_unless(stopping, wait_s)
-
-    async def _consume(self, stopping: asyncio.Event) -> None:
-        subscription = await self._js.pull_subscribe_bind(
-            durable=self._consumer.durable, stream=EVENTS_STREAM
-        )
-        await self._load_holds(stopping)
-        self.log.info("consumer.started", filter_subjects=self._consumer.filter_subjects,
-                      held_companies=len(self._held))
-        renewed = time.monotonic()
-        try:
-            while not stopping.is_set():
-                if self._lease is not None and time.monotonic() - renewed > self._lease.renew_every_s:
-                    await self._renew_lease()
-                    renewed = time.monotonic()
-                try:
-                    messages = await subscription.fetch(self._batch_size, timeout=1.0)
-                except (TimeoutError, NatsTimeoutError):
-                    continue
-                except (ConnectionClosedError, ServiceUnavailableError) as exc:
-                    self.log.warning("consumer.fetch_failed", error=repr(exc))
-                    await _sleep_unless(stopping, 1.0)
-                    continue
-                try:
-                    pause = await self.process(messages)
-                except (ConnectionClosedError, nats.errors.ConnectionReconnectingError,
-                        nats.errors.OutboundBufferLimitError) as exc:
-                    # Committed but not acknowledged: redelivered later, and the inbox drops it.
-                    self.log.warning("batch.acknowledgement_lost", error=repr(exc))
-                    pause = 1.0
-                if pause:
-                    await _sleep_unless(stopping, pause)
-                elif self._lease is not None:
-                    renewed = time.monotonic()  # the batch renewed it
-        finally:
-            await subscription.unsubscribe()
-            self.log.info("consumer.stopped")
+            await _sleep_unless(self._stopping, wait_s)
 
     async def _renew_lease(self) -> None:
         assert self._lease is not None
@@ -243,9 +209,9 @@ class EventConsumer(Generic[U]):
                 raise
             self.log.warning("consumer.lease_renewal_failed", error=repr(exc))
 
-    async def _load_holds(self, stopping: asyncio.Event) -> None:
+    async def _load_holds(self) -> None:
         attempt = 0
-        while not stopping.is_set():
+        while not self._stopping.is_set():
             try:
                 async with self._uow_factory() as uow:
                     self._held = await uow.holds.all()
@@ -255,7 +221,7 @@ class EventConsumer(Generic[U]):
                     raise
                 attempt += 1
                 self.log.warning("consumer.database_unavailable", error=repr(exc))
-                await _sleep_unless(stopping, self._delay(attempt))
+                await _sleep_unless(self._stopping, self._delay(attempt))
 
     async def process(self, messages: list[Msg]) -> float:
         """Process one fetched batch; return how long to pause fetching (0 when healthy).

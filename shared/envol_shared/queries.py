@@ -4,8 +4,9 @@
 
 A reply is either the answer or ``{"error": "..."}`` saying what was wrong with the request;
 a query never goes unanswered. The cluster in the subject scopes the answer to that cluster's
-data, so NATS permissions can confine a cluster's tools to its own subject. Instances of a
-service share the work through a queue group.
+data, so NATS permissions can confine a cluster's tools to its own subject. Each query is a
+FastStream subscriber of the service's broker (`QueryResponder.subscribe`); instances of a
+service share the work through a queue group, the service's name.
 
 The reply subject is chosen by the asker, and NATS checks a publisher's permissions against
 the subject it publishes on, not against who chose it: a service that answered wherever it is
@@ -14,7 +15,8 @@ go only to an inbox: ``_INBOX.…`` (a client's default), or ``_INBOX_<user>.…
 is a user of the query's cluster (``<cluster>-<producer>``, the per-user inboxes of
 deploy/nats/auth.conf). Any other reply subject gets no answer, and a warning in the log.
 Answers are strict JSON (no NaN or Infinity) and must fit the server's ``max_payload``;
-otherwise the asker gets an error saying so.
+otherwise the asker gets an error saying so. FastStream itself never answers (``no_reply``):
+it would answer on any reply subject, with headers of its own.
 """
 
 from __future__ import annotations
@@ -26,12 +28,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import structlog
-from nats.aio.client import Client
+from faststream.nats import NatsBroker
 from nats.aio.msg import Msg
-from nats.aio.subscription import Subscription
 from pydantic import BaseModel, ValidationError
 from pydantic_core import PydanticSerializationError, to_jsonable_python
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from envol_shared.subscriber import raw_messages, require_raw_handlers
 
 QUERY_ROOT = "envol-query"
 INBOX = "_INBOX"
@@ -78,27 +81,25 @@ def _error(message: str) -> bytes:
 
 
 class QueryResponder:
-    def __init__(self, *, nc: Client, engine: AsyncEngine, service: str,
-                 queries: Mapping[str, Query]) -> None:
-        self._nc = nc
+    def __init__(self, *, engine: AsyncEngine, service: str, queries: Mapping[str, Query]) -> None:
         self._sessions = async_sessionmaker(engine, expire_on_commit=False)
         self._service = service
         self._queries = dict(queries)
-        self._subscriptions: list[Subscription] = []
+        self._broker: NatsBroker | None = None
         self.log = structlog.get_logger("envol.queries").bind(service=service)
 
-    async def start(self) -> None:
+    def subscribe(self, broker: NatsBroker) -> None:
+        """Register each query on `broker`: `envol-query.*.<service>.<query>`, in the queue
+        group of the service; the broker subscribes when it starts, unsubscribes when it stops."""
+        require_raw_handlers(broker)
+        self._broker = broker
         for name in self._queries:
-            self._subscriptions.append(await self._nc.subscribe(
-                query_subject("*", self._service, name), queue=self._service, cb=self._on_request,
-            ))
+            subscriber = broker.subscriber(query_subject("*", self._service, name), queue=self._service,
+                                           no_reply=True, title=f"{self._service} query {name}")
+            subscriber(self.respond, decoder=raw_messages)
 
-    async def stop(self) -> None:
-        for subscription in self._subscriptions:
-            await subscription.unsubscribe()
-        self._subscriptions = []
-
-    async def _on_request(self, msg: Msg) -> None:
+    async def respond(self, msg: Msg) -> None:
+        """Answer one request (a nats-py message) on its reply subject, when that may be done."""
         _, cluster, _, name = msg.subject.split(".", 3)
         if not msg.reply:
             return  # a plain publish: there is no one to answer
@@ -107,14 +108,18 @@ class QueryResponder:
             # The request itself is never logged: it is the asker's, and may hold anything.
             self.log.warning("query.reply_refused", query=name, cluster=cluster, reason=refusal)
             return
+        assert self._broker is not None, "subscribe() first"
+        connection = self._broker.connection
         try:
-            body = self._encode(name, cluster, await self.answer(name, cluster, msg.data))
+            body = self._encode(name, cluster, await self.answer(name, cluster, msg.data),
+                                connection.max_payload)
         except Exception as exc:  # whatever failed, the asker still hears back
             self.log.error("query.failed", query=name, cluster=cluster, error=repr(exc))
             body = _error(f"{name} could not be answered now; try again")
         try:
-            # Not msg.respond(): it would echo the asker's headers back.
-            await self._nc.publish(msg.reply, body)
+            # The bare answer: not msg.respond() (it would echo the asker's headers back), nor
+            # the broker's publish (it would add FastStream's headers).
+            await connection.publish(msg.reply, body)
         except Exception as exc:  # the connection went away: the asker's request times out
             self.log.error("query.reply_failed", query=name, cluster=cluster, error=repr(exc))
 
@@ -137,15 +142,15 @@ class QueryResponder:
             self.log.error("query.failed", query=name, cluster=cluster, error=repr(exc))
             return {"error": f"{name} could not be answered now; try again"}
 
-    def _encode(self, name: str, cluster: str, answer: dict[str, Any]) -> bytes:
-        """The answer as strict JSON that fits in one NATS message, else an error saying why."""
+    def _encode(self, name: str, cluster: str, answer: dict[str, Any], limit: int) -> bytes:
+        """The answer as strict JSON that fits in one NATS message (`limit`, the server's
+        max_payload), else an error saying why."""
         try:
             body = json.dumps(answer, default=to_jsonable_python, allow_nan=False).encode()
         except (ValueError, TypeError, PydanticSerializationError) as exc:
             self.log.error("query.answer_not_json", query=name, cluster=cluster, error=repr(exc))
             return _error(f"{name} could not be answered: the answer holds a value JSON cannot carry "
                           "(NaN, infinity...); the operator has the details")
-        limit = self._nc.max_payload
         if len(body) <= limit:
             return body
         self.log.warning("query.answer_too_large", query=name, cluster=cluster, size=len(body),

@@ -1,7 +1,22 @@
-"""Running a service: connect, provision, migrate, consume, fire timers and relay; stop gracefully.
+"""Each service as a FastStream application: migrate, provision, consume, answer queries, fire
+timers and relay; stop gracefully.
 
-Every service's bootstrap builds a `ServiceDefinition`; `run_service` does the rest the same
-way for all of them.
+Every service's bootstrap builds a `ServiceDefinition`; `RunningService` makes it a FastStream
+application (`app`, on a `NatsBroker`) the same way for all of them. What happens when:
+
+    on_startup       health endpoint, migrations, the definition's `on_start`; then NATS (the
+                     broker's connection): provisioning, the relay, the timers, the consumer
+    (broker start)   the query subscribers and the event subscriber, whose fetch loop first
+                     takes the consumer lease (a standby instance waits there, fetching nothing)
+    after_startup    a watch that stops the application when a task dies on its own
+    on_shutdown      stop consuming (the batch in hand is finished) and firing timers, then
+                     flush the outbox while NATS is still connected
+    (broker stop)    unsubscribe, drain and close the connection
+    after_shutdown   close the database engine and the health endpoint
+
+`faststream run envol_<service>.entrypoints.main:app` runs it, as does `envol-<service>`
+(`RunningService.run`); SIGTERM and SIGINT stop it gracefully. Tests and tools call `start()`
+and `stop()`.
 """
 
 from __future__ import annotations
@@ -9,8 +24,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import logging
 import os
-import signal
 import ssl
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -18,10 +33,15 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
 
-import nats
 import sqlalchemy as sa
 import structlog
+from faststream import FastStream
+from faststream.exceptions import IncorrectState
+from faststream.middlewares import AckPolicy
+from faststream.nats import NatsBroker, NatsSecurity, NatsUserPassword
 from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.errors import ConnectionClosedError, ConnectionReconnectingError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from envol_shared.consumer import EventConsumer, Handler
@@ -29,8 +49,10 @@ from envol_shared.database import create_engine, migrate, sqlite_url
 from envol_shared.events import EventData, now
 from envol_shared.health import HealthServer
 from envol_shared.lease import ConsumerLease
+from envol_shared.logging import FastStreamLog, LogContext
 from envol_shared.queries import Query, QueryResponder
 from envol_shared.relay import OutboxRelay
+from envol_shared.subscriber import subscribe_batches
 from envol_shared.timers import Clock, TimerHandler, TimerScheduler
 from envol_shared.topology import CONSUMERS, provision
 from envol_shared.unit_of_work import UnitOfWork
@@ -103,90 +125,78 @@ class ServiceDefinition:
 
 
 class RunningService:
-    """A started service; `stop()` finishes the batch in hand, flushes the outbox, closes."""
+    """A service as a FastStream application; `stop()` finishes the batch in hand, flushes the
+    outbox, closes. The parts live as attributes once started: `nc`, `relay`, `consumer`,
+    `queries`, `health`, and the tasks `consumer_task` (the fetch loop), `relay_task`,
+    `timers_task`."""
 
     def __init__(self, definition: ServiceDefinition, settings: Settings, *, clock: Clock = now) -> None:
         self.definition = definition
         self.settings = settings
         # What time it is for the timers: tests move it forward to stand for days of downtime.
         self.clock = clock
-        self.timers_task: asyncio.Task[None] | None = None
         self.stopping = asyncio.Event()
         self._relay_stopping = asyncio.Event()
         self.log = structlog.get_logger("envol.service").bind(service=definition.name)
-        self._tasks: list[asyncio.Task[Any]] = []
-        self.nc: Client | None = None
-        self.engine: AsyncEngine | None = None
-        self.queries: QueryResponder | None = None
-        self.health: HealthServer | None = None
+        self.engine: AsyncEngine = create_engine(settings.database_url)  # connects when first used
+        # Alive from the first moment; ready once NATS is connected and the database answers,
+        # and while the outbox flows.
+        self.health = None if settings.health_port is None else HealthServer(
+            port=settings.health_port,
+            checks={"nats": self._nats_connected, "database": self._database_answers,
+                    "outbox": self._outbox_flows})
         self.relay: OutboxRelay | None = None
+        self.consumer: EventConsumer[Any] | None = None
+        self.consumer_task: asyncio.Task[None] | None = None
+        self.relay_task: asyncio.Task[None] | None = None
+        self.timers_task: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._watch: asyncio.Task[None] | None = None
+        self._crash: BaseException | None = None
+
+        self.broker = nats_broker(definition.name, settings)
+        # The subscribers are registered now, so that the application describes them (AsyncAPI)
+        # before it runs; what they call is built at start, once NATS is connected.
+        self.queries = QueryResponder(engine=self.engine, service=definition.name,
+                                      queries=definition.queries)
+        self.queries.subscribe(self.broker)
+        self.events = subscribe_batches(self.broker, CONSUMERS[definition.name],
+                                        batch_size=settings.batch_size, handle=self._handle_batch,
+                                        ready_to_fetch=self._ready_to_fetch)
+        self.app = FastStream(self.broker, logger=FastStreamLog(),
+                              on_startup=[self._on_startup], after_startup=[self._after_startup],
+                              on_shutdown=[self._on_shutdown], after_shutdown=[self._after_shutdown])
+
+    @property
+    def nc(self) -> Client | None:
+        """The NATS connection (the broker's), once connected."""
+        try:
+            return self.broker.connection
+        except IncorrectState:
+            return None
 
     async def start(self) -> None:
-        definition, settings = self.definition, self.settings
-        self.engine = create_engine(settings.database_url)
-        engine = self.engine
-        if settings.health_port is not None:
-            # Alive from the first moment; ready once NATS is connected and the database answers,
-            # and while the outbox flows.
-            self.health = HealthServer(port=settings.health_port, checks={
-                "nats": self._nats_connected, "database": self._database_answers,
-                "outbox": self._outbox_flows})
-            await self.health.start()
-        await migrate(engine, definition.migrations)
-        if definition.on_start is not None:
-            await definition.on_start(lambda: definition.uow_factory(engine))
-        servers = settings.nats_url.split(",")
-        credentials = urlparse(servers[0])
-        self.nc = await nats.connect(
-            # Several servers of a cluster, comma-separated; more are learnt from the cluster,
-            # and the credentials must serve for those too.
-            servers,
-            user=unquote(credentials.username) if credentials.username else None,
-            password=unquote(credentials.password) if credentials.password else None,
-            name=f"envol-{definition.name}",
-            max_reconnect_attempts=-1,
-            reconnect_time_wait=1,
-            inbox_prefix=settings.nats_inbox_prefix,
-            tls=ssl.create_default_context(cafile=settings.nats_ca_file) if settings.nats_ca_file else None,
-        )
-        js = self.nc.jetstream()
-        if settings.provision:
-            await provision(js)
-        self.relay = relay = OutboxRelay(js=js, engine=self.engine, service=definition.name)
-        consumer = EventConsumer(
-            js=js,
-            consumer=CONSUMERS[definition.name],
-            uow_factory=lambda: definition.uow_factory(engine),
-            handlers=definition.handlers,
-            on_commit=relay.hand_off,
-            batch_size=settings.batch_size,
-            # Several instances: one consumes (per-company order), the others stand by.
-            lease=ConsumerLease(engine, CONSUMERS[definition.name].durable, ttl_s=settings.lease_ttl_s),
-            max_payload=self.nc.max_payload,
-        )
-        self.queries = QueryResponder(nc=self.nc, engine=self.engine, service=definition.name,
-                                      queries=definition.queries)
-        await self.queries.start()
-        self.consumer_task = asyncio.create_task(consumer.run(self.stopping), name="consumer")
-        self.relay_task = asyncio.create_task(relay.run(self._relay_stopping), name="relay")
-        self._tasks = [self.consumer_task, self.relay_task]
-        if definition.timer_handlers:
-            scheduler = TimerScheduler(
-                service=definition.name,
-                uow_factory=lambda: definition.uow_factory(engine),
-                handlers=definition.timer_handlers,
-                on_commit=relay.hand_off,
-                clock=self.clock,
-                interval_s=settings.timer_interval_s,
-            )
-            self.timers_task = asyncio.create_task(scheduler.run(self.stopping), name="timers")
-            self._tasks.append(self.timers_task)
-        # What exists now (modules, mappers, schemas, catalogue) lives as long as the process:
-        # keep it out of full collections, which otherwise stall the loop for tens of ms.
-        gc.collect()
-        gc.freeze()
-        self.log.info("service.started", nats_url=_without_credentials(settings.nats_url),
-                      database=self.engine.url.render_as_string(hide_password=True))
+        await self.app.start()
+
+    async def stop(self) -> None:
+        if not self.stopping.is_set():
+            await self._closing(self.app.stop())
+
+    async def run(self) -> None:
+        """The service's process: until SIGTERM or SIGINT (or a crash), then a graceful stop."""
+        await self._closing(self.app.run())
+
+    async def _closing(self, stop: Awaitable[None]) -> None:
+        try:
+            await stop
+        except (ConnectionClosedError, ConnectionReconnectingError) as exc:
+            # NATS unreachable at the end: FastStream's broker stops by draining the connection,
+            # which nats-py refuses then, and the after-shutdown hook is skipped. Nothing could
+            # go through that connection anyway (what the outbox holds stays there): close it.
+            self.log.warning("service.nats_close_failed", error=repr(exc))
+            if self.nc is not None:
+                await self.nc.close()
+            await self._after_shutdown()
 
     async def crashed(self) -> BaseException:
         """Wait until the consumer, the timers or the relay dies on its own; return why."""
@@ -196,34 +206,100 @@ class RunningService:
         self.log.error("service.task_crashed", task=task.get_name(), error=repr(error))
         return error
 
-    async def stop(self) -> None:
-        if self.stopping.is_set():
-            return
+    # ---- FastStream's lifespan hooks ---------------------------------------------------
+
+    async def _on_startup(self) -> None:
+        definition, settings = self.definition, self.settings
+        if self.health is not None:
+            await self.health.start()
+        await migrate(self.engine, definition.migrations)
+        if definition.on_start is not None:
+            await definition.on_start(self._unit_of_work)
+        # Connected here rather than by the broker's start (which then keeps this connection):
+        # provisioning, the relay and the consumer need NATS before the subscribers start.
+        nc = await self.broker.connect()
+        js = nc.jetstream()
+        if settings.provision:
+            await provision(js)
+        # A JetStream context of its own: the relay adjusts it (see relay._fail_refused_publishes).
+        self.relay = relay = OutboxRelay(js=nc.jetstream(), engine=self.engine, service=definition.name)
+        self.consumer = EventConsumer(
+            js=js,
+            consumer=CONSUMERS[definition.name],
+            uow_factory=self._unit_of_work,
+            handlers=definition.handlers,
+            on_commit=relay.hand_off,
+            # Several instances: one consumes (per-company order), the others stand by.
+            lease=ConsumerLease(self.engine, CONSUMERS[definition.name].durable, ttl_s=settings.lease_ttl_s),
+            max_payload=nc.max_payload,
+            stopping=self.stopping,
+        )
+        self.relay_task = asyncio.create_task(relay.run(self._relay_stopping), name="relay")
+        self._tasks = [self.relay_task]
+        if definition.timer_handlers:
+            scheduler = TimerScheduler(
+                service=definition.name,
+                uow_factory=self._unit_of_work,
+                handlers=definition.timer_handlers,
+                on_commit=relay.hand_off,
+                clock=self.clock,
+                interval_s=settings.timer_interval_s,
+            )
+            self.timers_task = asyncio.create_task(scheduler.run(self.stopping), name="timers")
+            self._tasks.append(self.timers_task)
+
+    async def _after_startup(self) -> None:
+        self.consumer_task = self.events.fetch_loop
+        self._tasks.append(self.consumer_task)
+        self._watch = asyncio.create_task(self._exit_on_crash(), name="crash watch")
+        # What exists now (modules, mappers, schemas, catalogue) lives as long as the process:
+        # keep it out of full collections, which otherwise stall the loop for tens of ms.
+        gc.collect()
+        gc.freeze()
+        self.log.info("service.started", nats_url=_without_credentials(self.settings.nats_url),
+                      database=self.engine.url.render_as_string(hide_password=True))
+
+    async def _on_shutdown(self) -> None:
         self.log.info("service.stopping")
-        if self.queries is not None:
-            await self.queries.stop()
         self.stopping.set()
+        if self._watch is not None:
+            self._watch.cancel()
         # Consumer and timers first (each finishes what it holds), then the relay flushes
-        # what they wrote.
-        with contextlib.suppress(Exception):
-            await self.consumer_task
-        if self.timers_task is not None:
-            with contextlib.suppress(Exception):
-                await self.timers_task
+        # what they wrote, while NATS is still connected.
+        for task in (self.consumer_task, self.timers_task):
+            if task is not None:
+                with contextlib.suppress(Exception):
+                    await task
         self._relay_stopping.set()
-        with contextlib.suppress(Exception):
-            await self.relay_task
+        if self.relay_task is not None:
+            with contextlib.suppress(Exception):
+                await self.relay_task
         self._tasks = []
-        if self.nc is not None and not self.nc.is_closed:
-            try:
-                await self.nc.close()
-            except OSError as exc:  # NATS already gone: nothing left to flush to it
-                self.log.warning("service.nats_close_failed", error=repr(exc))
-        if self.engine is not None:
-            await self.engine.dispose()
+
+    async def _after_shutdown(self) -> None:
+        await self.engine.dispose()
         if self.health is not None:
             await self.health.stop()
         self.log.info("service.stopped")
+        if self._crash is not None:
+            raise self._crash  # the process ends with what stopped it (and a non-zero status)
+
+    # ---- what the subscribers and the health checks call -------------------------------
+
+    async def _exit_on_crash(self) -> None:
+        self._crash = await self.crashed()
+        self.app.exit()  # `app.run()` (the process) then stops the service gracefully
+
+    async def _ready_to_fetch(self) -> bool:
+        assert self.consumer is not None, "built before the broker starts its subscribers"
+        return await self.consumer.ready_to_fetch()
+
+    async def _handle_batch(self, messages: list[Msg]) -> None:
+        assert self.consumer is not None
+        await self.consumer.handle_batch(messages)
+
+    def _unit_of_work(self) -> UnitOfWork:
+        return self.definition.uow_factory(self.engine)
 
     async def _nats_connected(self) -> bool:
         return self.nc is not None and self.nc.is_connected
@@ -233,10 +309,41 @@ class RunningService:
         return self.relay is None or await self.relay.flowing()
 
     async def _database_answers(self) -> bool:
-        assert self.engine is not None
         async with self.engine.connect() as connection:
             await connection.execute(sa.text("select 1"))
         return True
+
+
+def nats_broker(service: str, settings: Settings) -> NatsBroker:
+    """The service's FastStream broker: its NATS connection, its own user and reply prefix."""
+    # Several servers of a cluster, comma-separated; more are learnt from the cluster, and the
+    # credentials must serve for those too: given apart from the URLs.
+    servers = settings.nats_url.split(",")
+    credentials = urlparse(servers[0])
+    tls = ssl.create_default_context(cafile=settings.nats_ca_file) if settings.nats_ca_file else None
+    security: NatsSecurity | None = NatsSecurity(ssl_context=tls) if tls else None
+    if credentials.username and credentials.password:
+        security = NatsUserPassword(unquote(credentials.username), unquote(credentials.password),
+                                    ssl_context=tls)
+        servers = _without_credentials(settings.nats_url).split(",")
+    return NatsBroker(
+        servers,
+        security=security,
+        name=f"envol-{service}",
+        max_reconnect_attempts=-1,
+        reconnect_time_wait=1,
+        inbox_prefix=settings.nats_inbox_prefix,
+        # Envol acknowledges each event itself once its batch committed; queries need none.
+        ack_policy=AckPolicy.MANUAL,
+        # Handlers take the raw nats-py messages (see subscriber.raw_messages): nothing to
+        # inject nor validate, and no per-call cost for it.
+        apply_types=False,
+        middlewares=[LogContext],
+        logger=FastStreamLog(),
+        # FastStream logs each message it hands over ("Received", "Processed"): debug lines
+        # here, since Envol logs every event and query itself.
+        log_level=logging.DEBUG,
+    )
 
 
 def _without_credentials(urls: str) -> str:
@@ -246,21 +353,3 @@ def _without_credentials(urls: str) -> str:
         scheme, _, rest = url.partition("://")
         shown.append(f"{scheme}://{rest.rsplit('@', 1)[-1]}")
     return ",".join(shown)
-
-
-async def run_service(definition: ServiceDefinition, settings: Settings) -> None:
-    """Run until SIGINT or SIGTERM, then stop gracefully; a crashed task stops it too."""
-    service = RunningService(definition, settings)
-    await service.start()
-    requested = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, requested.set)
-    crash = asyncio.create_task(service.crashed())
-    await asyncio.wait({crash, asyncio.create_task(requested.wait())},
-                       return_when=asyncio.FIRST_COMPLETED)
-    if not crash.done():
-        crash.cancel()
-    await service.stop()
-    if crash.done() and not crash.cancelled():
-        raise crash.result()

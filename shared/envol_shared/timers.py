@@ -23,9 +23,9 @@ from typing import Any, Generic, TypeVar
 
 import structlog
 
-from envol_shared.consumer import emit, is_transient
 from envol_shared.event_log import OutboxRow, Timer
 from envol_shared.events import EventData, now
+from envol_shared.handling import emit, is_transient
 from envol_shared.logging import describe_error
 from envol_shared.unit_of_work import UnitOfWork
 

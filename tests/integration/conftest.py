@@ -6,16 +6,21 @@ import signal
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
+from faststream.nats import NatsBroker
 from support import query
 
 from envol_enrolment.bootstrap import bootstrap
+from envol_shared.consumer import EventConsumer
 from envol_shared.events import now
 from envol_shared.nats_server import NatsServer
 from envol_shared.service import RunningService, ServiceDefinition, Settings
+from envol_shared.subscriber import subscribe_batches
 from envol_shared.timers import Clock
+from envol_shared.topology import CONSUMERS
 
 
 @pytest.fixture
@@ -36,6 +41,23 @@ async def start_service(nats_server: NatsServer, database_url: str) -> AsyncIter
     yield start
     for service in running:
         await service.stop()
+
+
+@asynccontextmanager
+async def consumer_running(nats_url: str, consumer: EventConsumer, stopping: asyncio.Event,
+                           batch_size: int = 64) -> AsyncIterator[asyncio.Task[None]]:
+    """`consumer` fed by its FastStream subscriber as in a service, on a broker of its own; the
+    fetch loop's task while inside. Leaving sets `stopping`: the batch in hand is finished."""
+    broker = NatsBroker(nats_url, apply_types=False, logger=None)
+    subscriber = subscribe_batches(broker, CONSUMERS[consumer.service], batch_size=batch_size,
+                                   handle=consumer.handle_batch, ready_to_fetch=consumer.ready_to_fetch)
+    await broker.start()
+    try:
+        yield subscriber.fetch_loop
+    finally:
+        stopping.set()
+        await subscriber.fetch_loop
+        await broker.stop()
 
 
 class ServiceProcess:

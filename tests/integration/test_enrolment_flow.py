@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from conftest import query, wait_until_rows
+from conftest import consumer_running, query, wait_until_rows
 from support import SIRENS, application, dead_letters, events_of, publish, registration, wait_for
 
 from envol_enrolment.bootstrap import bootstrap
@@ -84,7 +84,7 @@ async def _enrolled_by_service(nc):
     return found if len(found) == 2 else None
 
 
-async def test_a_handler_that_keeps_failing_ends_in_the_dead_letter_stream(nc, database_url):
+async def test_a_handler_that_keeps_failing_ends_in_the_dead_letter_stream(nats_server, nc, database_url):
     """After max_attempts the message is dead-lettered with the kind of error (not its text,
     which may quote the message); other companies go on."""
     definition = bootstrap()
@@ -98,25 +98,26 @@ async def test_a_handler_that_keeps_failing_ends_in_the_dead_letter_stream(nc, d
         await register(event, ctx)
 
     relay = OutboxRelay(js=nc.jetstream(), engine=engine, service="enrolment")
+    stopping = asyncio.Event()
     consumer = EventConsumer(
         js=nc.jetstream(), consumer=CONSUMERS["enrolment"],
         uow_factory=lambda: definition.uow_factory(engine),
         handlers={**definition.handlers, ev.CompanyRegistered: broken_for_one_company},
-        on_commit=relay.hand_off, max_attempts=3, retry_delay_s=0.2,
+        on_commit=relay.hand_off, max_attempts=3, retry_delay_s=0.2, stopping=stopping,
     )
-    stopping = asyncio.Event()
-    tasks = [asyncio.create_task(consumer.run(stopping)), asyncio.create_task(relay.run(stopping))]
+    relaying = asyncio.create_task(relay.run(stopping))
     try:
-        for siren in SIRENS[:3]:
-            await publish(nc, ev.CompanyRegistered(**registration(siren)), company=siren)
-        letters = await wait_for(lambda: dead_letters(nc), within=30)
-        assert len(letters) == 1
-        reason = letters[0].headers["Envol-Reason"]
-        assert reason == "handler failed on attempt 3 of 3: ValueError"
-        await wait_until_rows(database_url, "select count(*) from companies", 2)
-        outcomes = dict(await query(database_url, "select outcome, count(*) from inbox group by outcome"))
-        assert outcomes == {"applied": 2, "dead_lettered": 1}
+        async with consumer_running(nats_server.url, consumer, stopping):
+            for siren in SIRENS[:3]:
+                await publish(nc, ev.CompanyRegistered(**registration(siren)), company=siren)
+            letters = await wait_for(lambda: dead_letters(nc), within=30)
+            assert len(letters) == 1
+            reason = letters[0].headers["Envol-Reason"]
+            assert reason == "handler failed on attempt 3 of 3: ValueError"
+            await wait_until_rows(database_url, "select count(*) from companies", 2)
+            outcomes = dict(await query(database_url, "select outcome, count(*) from inbox group by outcome"))
+            assert outcomes == {"applied": 2, "dead_lettered": 1}
     finally:
         stopping.set()
-        await asyncio.gather(*tasks)
+        await relaying
         await engine.dispose()

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
-from conftest import query, wait_until_rows
+from conftest import consumer_running, query, wait_until_rows
 from stdnum import luhn
 from support import dead_letters, events_of, publish, registration, wait_for
 
@@ -28,32 +28,34 @@ def siren(n: int) -> str:
 
 
 @asynccontextmanager
-async def consuming(nc, database_url: str, register: Callable[[Handler], Handler],
-                    **options: Any) -> AsyncIterator[None]:
+async def consuming(nats_server, nc, database_url: str, register: Callable[[Handler], Handler],
+                    batch_size: int = 64, **options: Any) -> AsyncIterator[None]:
     """The enrolment consumer with its `company.registered` handler wrapped by `register`."""
     definition = bootstrap()
     engine = create_engine(database_url)
     await migrate(engine, definition.migrations)
     relay = OutboxRelay(js=nc.jetstream(), engine=engine, service="enrolment")
+    stopping = asyncio.Event()
     consumer = EventConsumer(
         js=nc.jetstream(), consumer=CONSUMERS["enrolment"],
         uow_factory=lambda: definition.uow_factory(engine),
         handlers={**definition.handlers,
                   ev.CompanyRegistered: register(definition.handlers[ev.CompanyRegistered])},
-        on_commit=relay.hand_off, **options,
+        on_commit=relay.hand_off, stopping=stopping, **options,
     )
-    stopping = asyncio.Event()
-    tasks = [asyncio.create_task(consumer.run(stopping)), asyncio.create_task(relay.run(stopping))]
+    relaying = asyncio.create_task(relay.run(stopping))
     try:
-        yield
-        assert not any(task.done() for task in tasks), "consumer and relay still running"
+        async with consumer_running(nats_server.url, consumer, stopping, batch_size) as fetch_loop:
+            yield
+            assert not fetch_loop.done() and not relaying.done(), "consumer and relay still running"
     finally:
         stopping.set()
-        await asyncio.gather(*tasks)
+        await relaying
         await engine.dispose()
 
 
-async def test_a_batch_of_refusals_is_applied_in_two_passes_not_one_per_refusal(nc, database_url):
+async def test_a_batch_of_refusals_is_applied_in_two_passes_not_one_per_refusal(nats_server, nc,
+                                                                                database_url):
     total = 40
     calls: Counter[str] = Counter()
 
@@ -67,7 +69,7 @@ async def test_a_batch_of_refusals_is_applied_in_two_passes_not_one_per_refusal(
 
     for n in range(total):
         await publish(nc, ev.CompanyRegistered(**registration(siren(n))), company=siren(n))
-    async with consuming(nc, database_url, refuse_odd_ones, batch_size=total):
+    async with consuming(nats_server, nc, database_url, refuse_odd_ones, batch_size=total):
         await wait_until_rows(database_url, "select count(*) from inbox", total)
 
     refused = {siren(n) for n in range(total) if int(siren(n)[-2]) % 2}
@@ -81,7 +83,7 @@ async def test_a_batch_of_refusals_is_applied_in_two_passes_not_one_per_refusal(
     assert assessed == {siren(n) for n in range(total)} - refused, "a refused event's changes are undone"
 
 
-async def test_a_write_the_database_refuses_fails_that_message_alone(nc, database_url):
+async def test_a_write_the_database_refuses_fails_that_message_alone(nats_server, nc, database_url):
     culprit = siren(7)
 
     def clash_for_the_culprit(register: Handler) -> Handler:
@@ -95,7 +97,8 @@ async def test_a_write_the_database_refuses_fails_that_message_alone(nc, databas
     companies = [siren(n) for n in range(5, 10)]
     for company in companies:
         await publish(nc, ev.CompanyRegistered(**registration(company)), company=company)
-    async with consuming(nc, database_url, clash_for_the_culprit, max_attempts=2, retry_delay_s=0.2):
+    async with consuming(nats_server, nc, database_url, clash_for_the_culprit, max_attempts=2,
+                         retry_delay_s=0.2):
         [letter] = await wait_for(lambda: dead_letters(nc), within=30)
         await wait_until_rows(database_url, "select count(*) from inbox", len(companies))
 

@@ -10,6 +10,7 @@ import nats
 import pytest
 import sqlalchemy as sa
 from conftest import wait_until_rows
+from faststream.nats import NatsBroker
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 from stdnum import luhn
@@ -142,7 +143,7 @@ class Nothing(BaseModel):
     pass
 
 
-async def test_too_large_not_json_or_failing_answers_still_get_an_error_reply(nc, database_url):
+async def test_too_large_not_json_or_failing_answers_still_get_an_error_reply(nats_server, nc, database_url):
     async def rows(session: AsyncSession) -> int:
         return int((await session.execute(sa.text("select 1"))).scalar_one())
 
@@ -158,10 +159,12 @@ async def test_too_large_not_json_or_failing_answers_still_get_an_error_reply(nc
 
     engine = create_engine(database_url)
     with capture_logs() as logs:
-        responder = QueryResponder(nc=nc, engine=engine, service="probe", queries={
+        responder = QueryResponder(engine=engine, service="probe", queries={
             "figures": Query(Filters, big), "unit": Query(Nothing, big),
             "company": Query(Nothing, infinite), "case": Query(Nothing, broken)})
-        await responder.start()
+        broker = NatsBroker(nats_server.url, apply_types=False, logger=None)
+        responder.subscribe(broker)
+        await broker.start()
         try:
             async def ask_probe(name: str) -> str:
                 reply = await nc.request(query_subject(AV, "probe", name), b"{}", timeout=5)
@@ -177,7 +180,7 @@ async def test_too_large_not_json_or_failing_answers_still_get_an_error_reply(nc
             assert "JSON cannot carry (NaN, infinity" in await ask_probe("company")
             assert await ask_probe("case") == "case could not be answered now; try again"
         finally:
-            await responder.stop()
+            await broker.stop()
             await engine.dispose()
     by_event = {line["event"]: line for line in logs}
     assert by_event["query.answer_too_large"]["size"] > nc.max_payload

@@ -1,4 +1,10 @@
-"""`envol-enrolment`: run the enrolment service (settings from ENVOL_* variables)."""
+"""The enrolment service as a FastStream application (settings from ENVOL_* variables).
+
+    envol-enrolment                                        its own command
+    faststream run envol_enrolment.entrypoints.main:app    the same application, run by FastStream
+
+Either way SIGTERM or SIGINT stops it gracefully (see envol_shared.service).
+"""
 
 from __future__ import annotations
 
@@ -6,12 +12,15 @@ import asyncio
 
 from envol_enrolment.bootstrap import bootstrap
 from envol_shared.logging import configure_logging
-from envol_shared.service import Settings, run_service
+from envol_shared.service import RunningService, Settings
+
+configure_logging()
+service = RunningService(bootstrap(), Settings.from_env("enrolment"))
+app = service.app
 
 
 def main() -> None:
-    configure_logging()
-    asyncio.run(run_service(bootstrap(), Settings.from_env("enrolment")))
+    asyncio.run(service.run())
 
 
 if __name__ == "__main__":

@@ -1,4 +1,10 @@
-"""`envol-export`: run the export service (settings from ENVOL_* variables)."""
+"""The export service as a FastStream application (settings from ENVOL_* variables).
+
+    envol-export                                        its own command
+    faststream run envol_export.entrypoints.main:app    the same application, run by FastStream
+
+Either way SIGTERM or SIGINT stops it gracefully (see envol_shared.service).
+"""
 
 from __future__ import annotations
 
@@ -6,12 +12,15 @@ import asyncio
 
 from envol_export.bootstrap import bootstrap
 from envol_shared.logging import configure_logging
-from envol_shared.service import Settings, run_service
+from envol_shared.service import RunningService, Settings
+
+configure_logging()
+service = RunningService(bootstrap(), Settings.from_env("export"))
+app = service.app
 
 
 def main() -> None:
-    configure_logging()
-    asyncio.run(run_service(bootstrap(), Settings.from_env("export")))
+    asyncio.run(service.run())
 
 
 if __name__ == "__main__":
