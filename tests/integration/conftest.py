@@ -60,10 +60,15 @@ async def consumer_running(nats_url: str, consumer: EventConsumer, stopping: asy
         await broker.stop()
 
 
+ENVOL_ENROLMENT = [sys.executable, "-m", "envol_enrolment.entrypoints.main"]  # as `envol-enrolment`
+
+
 class ServiceProcess:
     """The enrolment service as its own OS process, so a test can kill it outright."""
 
-    def __init__(self, nats_url: str, database_url: str, log_file: Path) -> None:
+    def __init__(self, nats_url: str, database_url: str, log_file: Path,
+                 command: list[str] = ENVOL_ENROLMENT) -> None:
+        self.command = command
         self.env = {**os.environ, "ENVOL_NATS_URL": nats_url, "ENVOL_DATABASE_URL": database_url,
                     "ENVOL_LOG_FORMAT": "json", "ENVOL_LOG_LEVEL": "INFO", "ENVOL_BATCH_SIZE": "50"}
         self.log_file = log_file
@@ -71,10 +76,7 @@ class ServiceProcess:
 
     def start(self) -> None:
         with open(self.log_file, "ab") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "envol_enrolment.entrypoints.main"],
-                env=self.env, stdout=log, stderr=log,
-            )
+            self.process = subprocess.Popen(self.command, env=self.env, stdout=log, stderr=log)
 
     def kill(self) -> None:
         assert self.process is not None
@@ -92,8 +94,8 @@ class ServiceProcess:
 def service_process(nats_server: NatsServer, database_url: str, tmp_path: Path):  # type: ignore[no-untyped-def]
     processes: list[ServiceProcess] = []
 
-    def make() -> ServiceProcess:
-        process = ServiceProcess(nats_server.url, database_url, tmp_path / "service.log")
+    def make(command: list[str] = ENVOL_ENROLMENT) -> ServiceProcess:
+        process = ServiceProcess(nats_server.url, database_url, tmp_path / "service.log", command)
         processes.append(process)
         return process
 

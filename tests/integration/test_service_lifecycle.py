@@ -1,11 +1,13 @@
-"""Provisioning and graceful shutdown on a real nats-server."""
+"""Provisioning and graceful shutdown on a real nats-server; the service run by FastStream's CLI."""
 
 from __future__ import annotations
 
 import asyncio
+import json
+import sys
 from dataclasses import replace
 
-from conftest import query
+from conftest import query, wait_until_rows
 from stdnum import luhn
 from support import publish, registration
 
@@ -66,3 +68,19 @@ async def test_stop_finishes_the_batch_in_hand_and_flushes_the_outbox(
     info = await nc.jetstream().consumer_info(EVENTS_STREAM, "enrolment")
     assert info.num_ack_pending == 0, "no fetched message is left unacknowledged"
     assert info.delivered.consumer_seq == applied, "every fetched message was committed"
+
+
+async def test_faststream_run_serves_the_service_and_sigterm_stops_it_gracefully(
+    nc, service_process, database_url, tmp_path
+):
+    process = service_process([sys.executable, "-m", "faststream", "run",
+                               "envol_enrolment.entrypoints.main:app"])
+    process.start()
+    await publish(nc, ev.CompanyRegistered(**registration(siren(1))), company=siren(1))
+    await wait_until_rows(database_url, "select count(*) from inbox", 1)
+    assert process.terminate() == 0
+    events = [json.loads(line)["event"] for line in process.log_file.read_text().splitlines()
+              if line.startswith("{")]
+    assert events.index("service.started") < events.index("service.stopping") < events.index(
+        "service.stopped")
+    assert "FastStream app shut down gracefully." in events
