@@ -69,8 +69,12 @@ class BatchFetchSubscriber(BatchPullStreamSubscriber):
         # Not restarted on failure (FastStream would restart it at once, in a tight loop): a
         # loop that fails is a service that fails, and stops (see RunningService.crashed).
         self.add_task(self._consume_pull, restart_on_failure=False)
+        self.fetch_loop.set_name("consumer")
 
     async def _consume_pull(self) -> None:
+        """One fetch per turn, handed on at once, whatever it got (FastStream's own would go
+        on fetching until the batch is full or the timeout expires); a fetch that finds
+        nothing within the timeout is no error, whichever TimeoutError nats-py raises."""
         assert self.subscription is not None
         while self.running and await self.ready_to_fetch():
             try:
