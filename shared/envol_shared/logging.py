@@ -73,6 +73,8 @@ class FastStreamLog:
 
     def log(self, level: int, msg: Any, /, *, exc_info: Any = None,
             extra: Mapping[str, Any] | None = None) -> None:
+        if not self._log.is_enabled_for(level):  # FastStream's lines about each message: debug
+            return
         fields = {key: value for key, value in (extra or {}).items() if value}
         self._log.log(level, str(msg), exc_info=exc_info, **fields)
 
