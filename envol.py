@@ -5,6 +5,9 @@
     python3 envol.py demo          publish the demo scenario into the running stack
     python3 envol.py test          run the test suite (pytest arguments may follow)
     python3 envol.py bench         run the benchmark (bench/run)
+    python3 envol.py docs [--check]  write the partners' event catalogue into docs/catalogue/
+                                   (AsyncAPI, JSON Schemas, an offline HTML page); --check only
+                                   says what differs from what the code generates, and fails
 
 The first run creates .venv/ and installs the pinned requirements and the Envol packages
 into it; later runs reuse it and reinstall only when a requirements or pyproject file changed.
@@ -73,6 +76,8 @@ def main() -> int:
         return run(["-m", "pytest", *rest])
     if command == "bench":
         return run([str(ROOT / "bench" / "run"), *rest])
+    if command == "docs":
+        return run(["-m", "docs.generate", *rest])
     if command == "lint":
         return run(["-m", "ruff", "check", "."])
     print(__doc__)

@@ -92,6 +92,17 @@ async def wait_for(predicate: Any, within: float = 20, interval: float = 0.2) ->
         await asyncio.sleep(interval)
 
 
+async def http_get(port: int, path: str) -> tuple[int, dict]:
+    """GET a path of a service's health server on this machine: (status, JSON body)."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(f"GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n".encode())
+    await writer.drain()
+    response = await reader.read()
+    writer.close()
+    head, _, body = response.partition(b"\r\n\r\n")
+    return int(head.split(b" ")[1]), json.loads(body)
+
+
 def new_id() -> str:
     return uuid.uuid4().hex[:12]
 

@@ -343,7 +343,11 @@ def _typed_data(envelope: CloudEvent, subject: str, cluster: str, producer: str,
     except ValidationError as exc:
         raise InvalidEvent(f"{envelope.type} data violates its schema: {_first_errors(exc)}") from None
     company = getattr(data, "company_id", None) or getattr(data, "siren", None)
-    if company is not None and siren_of(company) != envelope.subject:
+    try:
+        siren = siren_of(company) if company is not None else None
+    except ValueError:  # a field typed as plain text (an event Envol itself publishes)
+        raise InvalidEvent(f"{company!r} is not a valid SIREN or SIRET") from None
+    if siren is not None and siren != envelope.subject:
         raise InvalidEvent(
             f"envelope subject {envelope.subject!r} must be the SIREN of the company, {company!r}"
         )

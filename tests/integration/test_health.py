@@ -3,23 +3,10 @@ is connected and the database answers."""
 
 from __future__ import annotations
 
-import asyncio
-import json
-
-from support import wait_for
+from support import http_get, wait_for
 
 from envol_enrolment.bootstrap import bootstrap
 from envol_shared.service import RunningService, Settings
-
-
-async def http_get(port: int, path: str) -> tuple[int, dict]:
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    writer.write(f"GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n".encode())
-    await writer.drain()
-    response = await reader.read()
-    writer.close()
-    head, _, body = response.partition(b"\r\n\r\n")
-    return int(head.split(b" ")[1]), json.loads(body)
 
 
 async def test_live_and_ready_then_not_ready_when_nats_goes_away(nats_server, nc, tmp_path):

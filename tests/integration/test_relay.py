@@ -15,7 +15,7 @@ from conftest import query
 from nats.aio.client import Client
 from sqlalchemy.ext.asyncio import AsyncEngine
 from structlog.testing import capture_logs
-from support import new_id, stream_messages, wait_for
+from support import http_get, new_id, stream_messages, wait_for
 
 from envol_enrolment.bootstrap import bootstrap
 from envol_shared.database import create_engine, migrate
@@ -71,16 +71,6 @@ async def pending(database_url: str, dead_letters: bool) -> list[str]:
 async def in_stream(nc: Client, stream: str, subject: str) -> list[str]:
     """Message ids in the stream, in stream order."""
     return [m.headers["Nats-Msg-Id"] for m in await stream_messages(nc, stream, subject)]
-
-
-async def http_get(port: int, path: str) -> tuple[int, dict]:
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    writer.write(f"GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n".encode())
-    await writer.drain()
-    response = await reader.read()
-    writer.close()
-    head, _, body = response.partition(b"\r\n\r\n")
-    return int(head.split(b" ")[1]), json.loads(body)
 
 
 @pytest.fixture

@@ -33,13 +33,13 @@ from envol_shared.contracts.enrolment import (
     Country,
     ProgrammeCode,
 )
-from envol_shared.events import Day, EuroCents, EventData, Token, UtcDatetime, event_type
+from envol_shared.events import MAX_CENTS, Day, EuroCents, EventData, Token, UtcDatetime, event_type
 from envol_shared.identifiers import Siren
 
 Text = Annotated[str, Field(min_length=1, max_length=500)]
 # A company, a public buyer, a distributor: an organisation, not a person's name.
 Organisation = Annotated[str, Field(min_length=1, max_length=200)]
-PositiveCents = Annotated[int, Field(gt=0, description="amount in euro cents")]
+PositiveCents = Annotated[int, Field(gt=0, le=MAX_CENTS, description="amount in euro cents")]
 
 SupportKind = Literal["vie_relay", "export_desk", "cci_collective"]
 SupportStatus = Literal["opened", "assigned", "waiting", "closed"]

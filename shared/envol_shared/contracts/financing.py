@@ -20,12 +20,12 @@ from typing import Annotated, ClassVar, Literal
 from pydantic import Field, model_validator
 
 from envol_shared.contracts.enrolment import ApplicationCompleted, ApplicationEnrolled, ApplicationWithdrawn
-from envol_shared.events import Day, EuroCents, EventData, Payload, Token, UtcDatetime, event_type
+from envol_shared.events import MAX_CENTS, Day, EuroCents, EventData, Payload, Token, UtcDatetime, event_type
 
 Text = Annotated[str, Field(min_length=1, max_length=500)]
 # An organisation (an investment fund, a business-angel network), never a person's name.
 Organisation = Annotated[str, Field(min_length=1, max_length=200)]
-PositiveCents = Annotated[int, Field(gt=0, description="amount in euro cents")]
+PositiveCents = Annotated[int, Field(gt=0, le=MAX_CENTS, description="amount in euro cents")]
 
 CaseKind = Literal["rd_loan", "investors_club", "coaching", "growth_contract", "private_financing"]
 RequirementKind = Literal["report", "signed_contract", "milestone_review"]
