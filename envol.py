@@ -4,6 +4,10 @@
     python3 envol.py up [--demo]   set up (first run) and start the local stack; Ctrl-C stops it
     python3 envol.py demo          publish the demo scenario into the running stack
     python3 envol.py test          run the test suite (pytest arguments may follow)
+    python3 envol.py mutants       break each reliability promise on purpose (a curated list of
+                                   mutations of shared/envol_shared), run the tests that must then
+                                   fail, print which were killed and the score (--list, --check,
+                                   NAME...: see tests/mutations/mutants.py)
     python3 envol.py bench         run the benchmark (bench/run)
     python3 envol.py docs [--check]  write the partners' event catalogue into docs/catalogue/
                                    (AsyncAPI, JSON Schemas, an offline HTML page); --check only
@@ -74,6 +78,8 @@ def main() -> int:
         return run(["-m", "deploy.local.demo", *rest])
     if command == "test":
         return run(["-m", "pytest", *rest])
+    if command == "mutants":
+        return run([str(ROOT / "tests" / "mutations" / "mutants.py"), *rest])
     if command == "bench":
         return run([str(ROOT / "bench" / "run"), *rest])
     if command == "docs":

@@ -15,10 +15,11 @@ import nats
 import sqlalchemy as sa
 from nats.aio.client import Client
 from nats.js.api import ConsumerConfig, DeliverPolicy
+from throwaway_postgres import throwaway
 
 from envol_shared.database import create_engine
 from envol_shared.events import EventData, make_event
-from envol_shared.topology import DEAD_LETTER_STREAM, EVENTS_STREAM
+from envol_shared.topology import CONSUMERS, DEAD_LETTER_STREAM, EVENTS_STREAM
 
 # Real SIRENs with valid check digits (public companies' identifiers).
 SIRENS = ["732829320", "552032534", "542051180", "552100554", "383474814", "775670417",
@@ -103,6 +104,13 @@ async def http_get(port: int, path: str) -> tuple[int, dict]:
     return int(head.split(b" ")[1]), json.loads(body)
 
 
+async def all_consumed(nc: Client, service: str) -> bool:
+    """Whether `service`'s durable consumer has been handed, and has acknowledged, every
+    message of the stream it takes (a positive sign that copies were consumed, not a pause)."""
+    info = await nc.jetstream().consumer_info(EVENTS_STREAM, CONSUMERS[service].durable)
+    return info.num_pending == 0 and info.num_ack_pending == 0
+
+
 def new_id() -> str:
     return uuid.uuid4().hex[:12]
 
@@ -117,7 +125,15 @@ async def connected(url: str) -> AsyncIterator[Client]:
 
 
 def postgres_url() -> str | None:
-    return os.environ.get("ENVOL_TEST_DATABASE_URL") or None
+    """The PostgreSQL server the tests create their databases on: ENVOL_TEST_DATABASE_URL, or
+    else a throwaway one started for the session (None when neither can be had: see
+    `why_no_postgres`)."""
+    return os.environ.get("ENVOL_TEST_DATABASE_URL") or throwaway.url()
+
+
+def why_no_postgres() -> str:
+    """The skip reason of a PostgreSQL test that cannot run (counted at the end of the run)."""
+    return f"no PostgreSQL: ENVOL_TEST_DATABASE_URL is not set, and {throwaway.unavailable}"
 
 
 class TcpProxy:

@@ -23,7 +23,6 @@ import check_jsonschema
 import jsonschema
 import pytest
 from ruamel.yaml import YAML
-from support import postgres_url
 
 from deploy.nats.generate import users
 from envol_shared.nats_server import NatsServer, free_ports
@@ -144,9 +143,11 @@ def _psql(url: str, *args: str, env: dict[str, str] | None = None) -> None:
 def native_backends(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
     """The deploy NATS configuration on a free port, and the databases and roles that
     deploy/postgres/init-databases.sh creates, on the test PostgreSQL server."""
-    admin = postgres_url()
-    if admin is None:
-        pytest.skip("ENVOL_TEST_DATABASE_URL is not set")
+    # Compose's own server, as init-databases.sh and the services' URLs find it (127.0.0.1:5432,
+    # psql on the PATH): given explicitly, never the throwaway one of tests/throwaway_postgres.py.
+    admin = os.environ.get("ENVOL_TEST_DATABASE_URL")
+    if not admin:
+        pytest.skip("ENVOL_TEST_DATABASE_URL is not set (this test needs the server compose would use)")
     secrets = {name: uuid.uuid4().hex for name in env_example()}
     for name, value in secrets.items():
         monkeypatch.setenv(name, value)

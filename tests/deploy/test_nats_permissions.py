@@ -120,14 +120,32 @@ async def can_publish(client: Client, subject: str, payload: bytes = b"{}") -> b
         return False
 
 
-async def can_subscribe(secured: Secured, user: str, subject: str) -> bool:
+async def can_subscribe(secured: Secured, user: str, subject: str, probe_from: str | None = None) -> bool:
+    """Whether `user` may subscribe to `subject`, decided by what arrives, never by a quiet
+    moment: the server's permissions violation (no), or a probe that `probe_from`, a user
+    allowed to publish there, sends on a subject the subscription covers (yes). Neither within
+    a few seconds fails the test."""
     async with secured.connect(user) as client:
-        await client.subscribe(subject)
+        received = asyncio.Event()
+
+        async def receive(msg: nats.aio.msg.Msg) -> None:
+            received.set()
+
+        await client.subscribe(subject, cb=receive)
         await client.flush()
-        await asyncio.sleep(0.2)
-        # (nats-py reports the violation in lower case)
-        return not any("permissions violation" in error.lower() and subject.lower() in error.lower()
-                       for error in secured.errors[user])
+        if probe_from is not None:
+            async with secured.connect(probe_from) as prober:
+                await prober.publish(subject.replace(">", "probe").replace("*", "probe"), b"probe")
+                await prober.flush()
+
+        async def verdict() -> str | None:
+            # (nats-py reports the violation in lower case)
+            if any("permissions violation" in error.lower() and subject.lower() in error.lower()
+                   for error in secured.errors[user]):
+                return "refused"
+            return "allowed" if received.is_set() else None
+
+        return await wait_for(verdict, within=5, interval=0.02) == "allowed"
 
 
 async def can_create_consumer(client: Client, name: str, filter_subject: str) -> bool:
@@ -168,7 +186,7 @@ async def test_a_partner_publishes_its_own_events_and_nothing_else(provisioned: 
 async def test_a_partner_reads_its_own_rejections_only(provisioned: Secured):
     bank = f"{AV}-banque-garonne"
     own = f"envol.{AV}.banque-garonne.event.rejected"
-    assert await can_subscribe(provisioned, bank, own)
+    assert await can_subscribe(provisioned, bank, own, probe_from="financing")
     for subject in (f"envol.{AV}.credit-pyrenees.event.rejected", f"envol.{AV}.financing.>",
                     f"envol.{AV}.>", "envol.>", "_INBOX.>", f"{USERS['financing'].inbox}.>"):
         assert not await can_subscribe(provisioned, bank, subject), subject
@@ -186,7 +204,7 @@ async def test_staff_of_one_cluster_cannot_reach_another(provisioned: Secured):
         assert await can_publish(client, subject, payload)
         assert not await can_publish(client, subject.replace(f".{PG}.", f".{AV}."), payload)
         assert not await can_create_consumer(client, staff, f"envol.{AV}.>")
-    assert await can_subscribe(provisioned, staff, f"envol.{PG}.financing.>")
+    assert await can_subscribe(provisioned, staff, f"envol.{PG}.financing.>", probe_from="financing")
     assert not await can_subscribe(provisioned, staff, f"envol.{AV}.>")
     async with provisioned.connect(staff) as client:
         with pytest.raises((nats.errors.TimeoutError, nats.errors.NoRespondersError)):

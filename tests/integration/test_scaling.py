@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections import defaultdict
 from pathlib import Path
 
@@ -28,9 +29,9 @@ def siren(n: int) -> str:
 
 
 class Instance:
-    def __init__(self, nats_url: str, database_url: str, log: Path) -> None:
+    def __init__(self, nats_url: str, database_url: str, log: Path, lease_ttl_s: float = 3) -> None:
         env = {**os.environ, "ENVOL_NATS_URL": nats_url, "ENVOL_DATABASE_URL": database_url,
-               "ENVOL_LOG_FORMAT": "json", "ENVOL_BATCH_SIZE": "4", "ENVOL_LEASE_TTL_S": "3"}
+               "ENVOL_LOG_FORMAT": "json", "ENVOL_BATCH_SIZE": "4", "ENVOL_LEASE_TTL_S": str(lease_ttl_s)}
         self.log = log
         with open(log, "ab") as output:
             self.process = subprocess.Popen([sys.executable, "-m", "envol_enrolment.entrypoints.main"],
@@ -39,6 +40,12 @@ class Instance:
     @property
     def pid(self) -> int:
         return self.process.pid
+
+    def logged(self, event: str) -> bool:
+        return any(line.get("event") == event for line in self.lines())
+
+    def lines(self) -> list[dict]:
+        return [json.loads(line) for line in self.log.read_text().splitlines() if line.startswith("{")]
 
     def stop(self, signum: int = signal.SIGTERM) -> int:
         if self.process.poll() is None:
@@ -52,8 +59,9 @@ def instances(nats_server, database_url, tmp_path):  # type: ignore[no-untyped-d
         pytest.skip("instances share one PostgreSQL database")
     started: list[Instance] = []
 
-    def start() -> Instance:
-        instance = Instance(nats_server.url, database_url, tmp_path / f"instance-{len(started)}.log")
+    def start(lease_ttl_s: float = 3) -> Instance:
+        instance = Instance(nats_server.url, database_url, tmp_path / f"instance-{len(started)}.log",
+                            lease_ttl_s)
         started.append(instance)
         return instance
 
@@ -105,17 +113,32 @@ async def test_the_standby_takes_over_a_killed_instance_and_order_holds(nc, inst
         company: sequence for company, sequence in years.items() if sequence != sorted(sequence)}
     final = dict(await query(database_url, "select siren, accounts_year from companies"))
     assert set(final.values()) == {2000 + UPDATES - 1}
-    standby_log = [json.loads(line) for line in survivor.log.read_text().splitlines() if line.startswith("{")]
+    standby_log = survivor.lines()
     assert any(line["event"] == "lease.standing_by" for line in standby_log)
     assert any(line["event"] == "lease.acquired" and line["after_crash"] for line in standby_log)
 
 
+# A lease that outlives a stop by far: taken over at once means well within it. A standby
+# looks every 2 s; without the release it could take over only once the lease expired, at
+# least TTL - TTL/4 (its last renewal) after the stop.
+HANDOVER_TTL_S = 10
+HANDOVER_WITHIN_S = HANDOVER_TTL_S / 2
+
+
 async def test_a_graceful_stop_hands_over_at_once(nc, instances, database_url):
-    first = instances()
+    first = instances(lease_ttl_s=HANDOVER_TTL_S)
     await wait_for(lambda: holder_pid(database_url))
-    second = instances()
+    second = instances(lease_ttl_s=HANDOVER_TTL_S)
+    await wait_for(lambda: _async(second.logged("lease.standing_by")), within=30)
     assert first.stop() == 0
-    assert await wait_for(lambda: _holder_is(database_url, second.pid), within=15)
+    stopped = time.monotonic()
+    await wait_for(lambda: _holder_is(database_url, second.pid), within=HANDOVER_TTL_S * 2, interval=0.1)
+    handed_over_in = time.monotonic() - stopped
+    assert handed_over_in < HANDOVER_WITHIN_S, (
+        f"taken over {handed_over_in:.1f} s after the stop: the lease was not released, it expired")
+    await wait_for(lambda: _async(second.logged("lease.acquired")))
+    [acquired] = [line for line in second.lines() if line["event"] == "lease.acquired"]
+    assert not acquired["after_crash"], "released: nothing left unacknowledged to wait for"
     for n in range(COMPANIES):
         await publish(nc, ev.CompanyRegistered(**registration(siren(n))), company=siren(n))
     await wait_until_rows(database_url, "select count(*) from inbox", COMPANIES, within=30)
@@ -123,3 +146,7 @@ async def test_a_graceful_stop_hands_over_at_once(nc, instances, database_url):
 
 async def _holder_is(database_url: str, pid: int) -> bool:
     return await holder_pid(database_url) == pid
+
+
+async def _async(value):  # type: ignore[no-untyped-def]
+    return value
