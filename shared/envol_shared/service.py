@@ -252,6 +252,8 @@ class RunningService:
         self.consumer_task = self.events.fetch_loop
         self._tasks.append(self.consumer_task)
         self._watch = asyncio.create_task(self._exit_on_crash(), name="crash watch")
+        # The server has the query subscriptions once this returns: "started" means answering.
+        await self.broker.connection.flush()
         # What exists now (modules, mappers, schemas, catalogue) lives as long as the process:
         # keep it out of full collections, which otherwise stall the loop for tens of ms.
         gc.collect()

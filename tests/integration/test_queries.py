@@ -165,6 +165,7 @@ async def test_too_large_not_json_or_failing_answers_still_get_an_error_reply(na
         broker = NatsBroker(nats_server.url, apply_types=False, logger=None)
         responder.subscribe(broker)
         await broker.start()
+        await broker.connection.flush()  # the server has the subscriptions before we ask
         try:
             async def ask_probe(name: str) -> str:
                 reply = await nc.request(query_subject(AV, "probe", name), b"{}", timeout=5)
