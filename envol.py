@@ -8,6 +8,9 @@
                                    mutations of shared/envol_shared), run the tests that must then
                                    fail, print which were killed and the score (--list, --check,
                                    NAME...: see tests/mutations/mutants.py)
+    python3 envol.py report --cluster C --from DAY [--to DAY] [--lang fr|en] [--out DIR]
+                                   write a cluster's effectiveness report (HTML, CSV) from the
+                                   outcomes service of the running stack
     python3 envol.py bench         run the benchmark (bench/run)
     python3 envol.py docs [--check]  write the partners' event catalogue into docs/catalogue/
                                    (AsyncAPI, JSON Schemas, an offline HTML page); --check only
@@ -28,7 +31,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
 VENV = Path(os.environ.get("ENVOL_VENV", ROOT / ".venv"))
-PACKAGES = ["shared", "services/enrolment", "services/financing", "services/export"]
+PACKAGES = ["shared", "services/enrolment", "services/financing", "services/export", "services/outcomes"]
 INPUTS = ["requirements.txt", "requirements-dev.txt", *(f"{p}/pyproject.toml" for p in PACKAGES)]
 
 
@@ -84,6 +87,8 @@ def main() -> int:
         return run([str(ROOT / "bench" / "run"), *rest])
     if command == "docs":
         return run(["-m", "docs.generate", *rest])
+    if command == "report":
+        return run(["-m", "envol_outcomes.report", *rest])
     if command == "lint":
         return run(["-m", "ruff", "check", "."])
     print(__doc__)

@@ -74,11 +74,12 @@ class ServiceSpec:
         return [sys.executable, "-m", self.module]
 
 
-# Every service of the stack, in start order; export is added here.
+# Every service of the stack, in start order.
 SERVICES: list[ServiceSpec] = [
     ServiceSpec("enrolment", "envol_enrolment.entrypoints.main"),
     ServiceSpec("financing", "envol_financing.entrypoints.main"),
     ServiceSpec("export", "envol_export.entrypoints.main"),
+    ServiceSpec("outcomes", "envol_outcomes.entrypoints.main"),
 ]
 
 

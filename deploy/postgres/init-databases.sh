@@ -3,7 +3,7 @@
 # role per service, each role owning its database and nothing else.
 set -eu
 
-for service in enrolment financing export; do
+for service in enrolment financing export outcomes; do
     variable="ENVOL_DB_PASSWORD_$(echo "$service" | tr '[:lower:]' '[:upper:]')"
     password=$(printenv "$variable" || true)
     if [ -z "$password" ]; then

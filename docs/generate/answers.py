@@ -191,10 +191,8 @@ class CheckpointOutcomes(Answer):
     month_24: RaisedSinceBaseline
 
 
-class FinancingFiguresRow(Answer):
-    programme: str
-    cohort: str
-    kind: CaseKind
+class FinancingFigures(Answer):
+    smes_supported: int = Field(description="SMEs with a case, each counted once (distinct SIRENs)")
     cases_opened: int
     cases_closed: int
     requested_cents: int
@@ -208,11 +206,19 @@ class FinancingFiguresRow(Answer):
     checkpoints: CheckpointOutcomes
 
 
+class FinancingFiguresRow(FinancingFigures):
+    programme: str
+    cohort: str
+    kind: CaseKind
+
+
 class FinancingFiguresAnswer(Answer):
-    """Per programme and cohort: counts, money, success rate, delays and outcomes."""
+    """Per programme and cohort, and their totals: counts, money, success rate, delays and outcomes."""
 
     cluster: str
     figures: list[FinancingFiguresRow]
+    totals: FinancingFigures = Field(description="the same figures recomputed over every case the "
+                                                 "request covers: each SME counted once")
 
 
 # ---- export -------------------------------------------------------------------------------
@@ -399,12 +405,16 @@ class ExportFiguresRow(ExportFigures):
 
 
 class ExportFiguresAnswer(Answer):
-    """Per programme, cohort and target country, and in all."""
+    """Per programme, cohort and target country, and their totals."""
 
     cluster: str
     figures: list[ExportFiguresRow]
-    all: ExportFigures
+    totals: ExportFigures = Field(description="the same figures recomputed over every support the "
+                                              "request covers: each SME counted once")
+    all: ExportFigures = Field(description="the same as totals (its former name)")
 
+
+from docs.generate.answers_outcomes import OutcomesCompanyAnswer, ReportAnswer  # noqa: E402 - they extend Answer
 
 # What each query of each service answers (besides ErrorAnswer).
 ANSWERS: dict[str, dict[str, type[Answer]]] = {
@@ -412,4 +422,5 @@ ANSWERS: dict[str, dict[str, type[Answer]]] = {
     "financing": {"case": CaseAnswer, "company": FinancingCompanyAnswer, "figures": FinancingFiguresAnswer},
     "export": {"support": SupportAnswer, "company": ExportCompanyAnswer, "unit": UnitAnswer,
                "units": UnitsAnswer, "figures": ExportFiguresAnswer},
+    "outcomes": {"report": ReportAnswer, "company": OutcomesCompanyAnswer},
 }

@@ -306,8 +306,9 @@ def reference_queries() -> dict[str, dict[str, type[BaseModel]]]:
     from envol_enrolment.queries import QUERIES as enrolment
     from envol_export.queries import QUERIES as export
     from envol_financing.queries import QUERIES as financing
+    from envol_outcomes.queries import QUERIES as outcomes
 
-    found = {"enrolment": enrolment, "financing": financing, "export": export}
+    found = {"enrolment": enrolment, "financing": financing, "export": export, "outcomes": outcomes}
     return {service: {name: query.request for name, query in queries.items()}
             for service, queries in found.items()}
 

@@ -120,7 +120,7 @@ _SUPPORT = {"support_id": "av-2026-0201", "siren": FIGEAC, "cluster": AV, "progr
             "at": "2027-01-11T09:30:00Z", "by": "export",
             "summary": "place on relay mission av-vie-cn-2026 (CN), run by vie-relay-cn: place freed on "
                        "av-vie-cn-2026 by support av-2026-0188 (withdrawn)",
-            "leads": 0, "meetings": 0, "contracts": 0, "contracted_cents": 0}
+            "leads": 0, "meetings": 0, "contracts": 0, "contracted_cents": 0, "contract_countries": []}
 _SUPPORT_OPENED = _SUPPORT | {"status": "opened", "unit_id": None, "partner": None,
                               "at": "2026-09-14T08:00:00Z",
                               "summary": "vie_relay support opened for AV-VIE-RELAY (CN)"}
@@ -254,6 +254,10 @@ EXAMPLES: dict[str, Example] = {
         "attendees": 2}),
     "envol.cci.strategy.delivered.v1": Example(AS, "cci-paris-idf", {
         "support_id": "as-2026-0044", "delivered_on": "2027-06-15", "priority_countries": ["CA", "US"]}),
+    # outcomes: cluster staff record the comparison group's checkpoints
+    "envol.outcomes.comparison.recorded.v1": _staff(PG, {
+        "application_id": "pg-2026-0007", "checkpoint": "month_6", "recorded_on": "2026-09-07",
+        "value_cents": 35000000, "note": "waitlisted: export turnover declared by the company"}),
     # export: the service
     "envol.support.opened.v1": Example(AV, "export", _SUPPORT_OPENED),
     "envol.support.assigned.v1": Example(AV, "export", _SUPPORT),
@@ -325,4 +329,5 @@ QUERY_EXAMPLES: dict[str, dict[str, dict[str, Any]]] = {
     "export": {"support": {"support_id": "av-2026-0201"}, "company": {"company_id": FIGEAC},
                "unit": {"unit_id": "av-vie-cn-2026"}, "units": {"programme": "AV-VIE-RELAY"},
                "figures": {"country": "CN"}},
+    "outcomes": {"report": {"from": "2026-01-01", "to": "2026-12-31"}, "company": {"company_id": FIGEAC}},
 }

@@ -17,7 +17,7 @@ from envol_enrolment import catalogue as enrolment_catalogue
 from envol_export import partners as export_partners
 from envol_financing import partners as financing_partners
 from envol_shared.configuration import load_cluster_files
-from envol_shared.contracts import PUBLISHED_BY, enrolment, export, financing
+from envol_shared.contracts import PUBLISHED_BY, enrolment, export, financing, outcomes
 from envol_shared.events import EventData, EventRejected
 
 STAFF = "staff"
@@ -26,7 +26,8 @@ STAFF = "staff"
 # staff or from the partner serving the support); each partner kind sends the events its
 # service's contract lists for it (its NATS permissions are generated from the same lists).
 ROLE_EVENTS: dict[str, tuple[type[EventData], ...]] = {
-    STAFF: (*enrolment.CONSUMED, *financing.STAFF_EVENTS, *export.STAFF_EVENTS, export.ContractSigned),
+    STAFF: (*enrolment.CONSUMED, *financing.STAFF_EVENTS, *export.STAFF_EVENTS, export.ContractSigned,
+            *outcomes.STAFF_EVENTS),
     **financing.EVENTS_OF_PARTNER_KIND,
     **export.EVENTS_OF_PARTNER_KIND,
 }
@@ -37,8 +38,8 @@ ROLE_SERVICE: dict[str, str] = {
 ROLE_NAMES = {STAFF: "cluster staff tool", "bank": "partner bank", "investors_club": "investors' club",
               "coach": "financial-engineering coach", "relay": "VIE relay abroad", "desk": "export desk",
               "cci": "CCI (chamber of commerce)"}
-SERVICES = ("enrolment", "financing", "export")
-CONTRACTS = {"enrolment": enrolment, "financing": financing, "export": export}
+SERVICES = ("enrolment", "financing", "export", "outcomes")
+CONTRACTS = {"enrolment": enrolment, "financing": financing, "export": export, "outcomes": outcomes}
 QUERY_ASKERS = (STAFF,)  # only staff tools may ask queries (deploy/nats/generate.py)
 
 

@@ -71,6 +71,7 @@ CONSUMERS: dict[str, ServiceConsumer] = {
     "enrolment": ServiceConsumer("enrolment", tuple(e.type for e in contracts.enrolment.CONSUMED)),
     "financing": ServiceConsumer("financing", tuple(e.type for e in contracts.financing.CONSUMED)),
     "export": ServiceConsumer("export", tuple(e.type for e in contracts.export.CONSUMED)),
+    "outcomes": ServiceConsumer("outcomes", tuple(e.type for e in contracts.outcomes.CONSUMED)),
 }
 
 

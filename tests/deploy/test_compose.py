@@ -29,7 +29,7 @@ from envol_shared.nats_server import NatsServer, free_ports
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = YAML(typ="safe").load((ROOT / "docker-compose.yml").read_text())
-SERVICES = ["enrolment", "financing", "export"]
+SERVICES = ["enrolment", "financing", "export", "outcomes"]
 SCHEMA = Path(check_jsonschema.__file__).parent / "builtin_schemas" / "vendor" / "compose-spec.json"
 VARIABLE = re.compile(r"\$\{(?P<name>[A-Z0-9_]+)(?::?[?-][^}]*)?\}")
 

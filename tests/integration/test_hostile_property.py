@@ -14,7 +14,7 @@ import io
 import itertools
 import json
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,10 +28,13 @@ from support import enrolment_outcome, events_of, registration, wait_for
 from envol_enrolment.bootstrap import bootstrap as enrolment_bootstrap
 from envol_export.bootstrap import bootstrap as export_bootstrap
 from envol_financing.bootstrap import bootstrap as financing_bootstrap
+from envol_outcomes.bootstrap import bootstrap as outcomes_bootstrap
 from envol_shared.contracts import enrolment as ev
 from envol_shared.contracts import financing as fe
+from envol_shared.contracts import outcomes as oe
 from envol_shared.events import EventData, make_event
 from envol_shared.logging import configure_logging
+from envol_shared.queries import query_subject
 from envol_shared.service import ServiceDefinition
 
 AV = "aerospace-valley"
@@ -54,7 +57,7 @@ class Target:
     producer: str
     hostile: Callable[[str], EventData]  # a valid event of that partner, to be spoiled
     valid: Callable[[str], EventData]  # a valid event about a new company
-    effect: str  # the type of the event the valid one causes
+    shown: Callable[[Any, str], Awaitable[bool]]  # whether its effect shows, for that company
 
 
 def enrolled(kind: str, programme: str) -> Callable[[str], EventData]:
@@ -62,20 +65,42 @@ def enrolled(kind: str, programme: str) -> Callable[[str], EventData]:
                                            **({"target_country": "CN"} if kind == "export" else {}))
 
 
+def published(service: str, type_: str) -> Callable[[Any, str], Awaitable[bool]]:
+    """The service published an event of `type_` about the company."""
+    async def shown(nc: Any, siren: str) -> bool:
+        return any(e["type"] == type_ and e["subject"] == siren
+                   for e in await events_of(nc, f"envol.*.{service}.>"))
+    return shown
+
+
+async def followed_by_outcomes(nc: Any, siren: str) -> bool:
+    """The outcomes service publishes nothing: its company query shows the journey."""
+    reply = await nc.request(query_subject(AV, "outcomes", "company"),
+                             json.dumps({"company_id": siren}).encode(), timeout=5)
+    return bool(json.loads(reply.data).get("journeys"))
+
+
 TARGETS = {
     "enrolment": Target(
         enrolment_bootstrap, "staff",
         lambda siren: ev.CompanyRegistered(**registration(siren, contact=PERSON)),
-        lambda siren: ev.CompanyRegistered(**registration(siren)), "envol.company.assessed.v1"),
+        lambda siren: ev.CompanyRegistered(**registration(siren)),
+        published("enrolment", "envol.company.assessed.v1")),
     "financing": Target(
         financing_bootstrap, "banque-garonne",
         lambda siren: fe.LoanRequestReceived(case_id=f"c-{siren}", bank_reference="bg-1",
                                              received_on="2026-04-01"),
-        enrolled("financing", "AV-RD-LOAN"), "envol.case.opened.v1"),
+        enrolled("financing", "AV-RD-LOAN"), published("financing", "envol.case.opened.v1")),
     "export": Target(
         export_bootstrap, "enrolment",
         lambda siren: enrolled("export", "AV-VIE-RELAY")(siren),
-        enrolled("export", "AV-VIE-RELAY"), "envol.support.opened.v1"),
+        enrolled("export", "AV-VIE-RELAY"), published("export", "envol.support.opened.v1")),
+    "outcomes": Target(
+        outcomes_bootstrap, "staff",
+        lambda siren: oe.ComparisonCheckpointRecorded(application_id=f"app-{siren}", checkpoint="baseline",
+                                                      recorded_on="2026-04-01", value_cents=1,
+                                                      note=PERSON["email"]),
+        enrolled("financing", "AV-RD-LOAN"), followed_by_outcomes),
 }
 
 NASTY_TEXT = st.sampled_from(["\x00", "a\x00b", "\ud800", "x\udfff", "\u202e", "\x1b[31m", "é" * 600,
@@ -162,7 +187,7 @@ async def test_no_generated_message_stops_stalls_or_silences_a_service(
 
     outcomes = await wait_for(lambda: _outcomes(log, sequences), within=30)
     assert all(len(found) == 1 for found in outcomes.values()), outcomes
-    await wait_for(lambda: _caused(nc, target_name, target.effect, other), within=30)
+    await wait_for(lambda: target.shown(nc, other), within=30)
     refused = sum(1 for lines in _all_outcomes(log).values() for line in lines
                   if line in ("event.rejected", "event.dead_lettered"))
     await wait_for(lambda: _rejections_at_least(nc, target.producer, refused), within=30)
@@ -184,11 +209,6 @@ def _all_outcomes(log: io.StringIO) -> dict[int, list[str]]:
 async def _outcomes(log: io.StringIO, sequences: list[int]) -> dict[int, list[str]] | None:
     found = _all_outcomes(log)
     return {seq: found[seq] for seq in sequences} if all(seq in found for seq in sequences) else None
-
-
-async def _caused(nc, service: str, type_: str, siren: str) -> bool:
-    return any(e["type"] == type_ and e["subject"] == siren
-               for e in await events_of(nc, f"envol.*.{service}.>"))
 
 
 async def _rejections_at_least(nc, producer: str, count: int) -> bool:

@@ -47,7 +47,7 @@ def test_rd_loans_require_a_public_project(shipped: Catalogue) -> None:
     loans = programme(shipped, "AV-RD-LOAN")
     assert loans.kind is ProgrammeKind.FINANCING
     assert loans.rules == COMMON | {Rule.PUBLIC_PROJECT}
-    assert (loans.opens_on, loans.closes_on) == (date(2026, 1, 5), date(2027, 12, 17))
+    assert (loans.opens_on, loans.closes_on) == (date(2024, 1, 8), date(2027, 12, 17))
 
 
 @pytest.mark.parametrize("code", ["AV-INVESTORS-CLUB", "AV-FIN-COACHING", "PG-GROWTH-CONTRACT",
@@ -78,8 +78,9 @@ def test_export_programmes_ask_for_a_served_country(shipped: Catalogue, code: st
 
 def test_programmes_carry_their_dates_and_cohort(shipped: Catalogue) -> None:
     growth = programme(shipped, "PG-GROWTH-CONTRACT")
-    assert (growth.capacity, growth.opens_on, growth.closes_on) == (4, date(2026, 2, 2), date(2026, 12, 18))
-    assert growth.is_open_on(date(2026, 2, 2))
+    assert (growth.capacity, growth.opens_on, growth.closes_on) == (4, date(2024, 2, 5), date(2026, 12, 18))
+    assert growth.is_open_on(date(2024, 2, 5))
+    assert not growth.is_open_on(date(2024, 2, 4))
     assert growth.is_open_on(date(2026, 12, 18))
     assert not growth.is_open_on(date(2026, 12, 19))
     assert growth.cohort_of(date(2026, 5, 4)) == "PG-GROWTH-CONTRACT-2026"

@@ -41,6 +41,9 @@ from envol_export.domain.model import (
 from envol_financing import orm as financing_orm
 from envol_financing import queries as financing_queries
 from envol_financing.domain.model import CaseKind, Checkpoint, FinancingCase, Requirement
+from envol_outcomes import orm as outcomes_orm
+from envol_outcomes import queries as outcomes_queries
+from envol_outcomes.domain.model import Journey
 from envol_shared import event_log
 from envol_shared.database import create_engine, sqlite_url
 from envol_shared.event_log import Timers
@@ -71,16 +74,17 @@ async def database(tmp_path: Path, *metadata: MetaData) -> AsyncEngine:
 
 @pytest.fixture
 async def sessions(tmp_path: Path) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
-    for orm in (enrolment_orm, financing_orm, export_orm):
+    for orm in (enrolment_orm, financing_orm, export_orm, outcomes_orm):
         orm.start_mappers()
-    engine = await database(tmp_path, enrolment_orm.metadata, financing_orm.metadata, export_orm.metadata)
+    engine = await database(tmp_path, enrolment_orm.metadata, financing_orm.metadata, export_orm.metadata,
+                            outcomes_orm.metadata)
     yield async_sessionmaker(engine, expire_on_commit=False)
     await engine.dispose()
 
 
 async def test_every_query_of_every_service_has_an_answer_model() -> None:
     queries = {"enrolment": enrolment_queries.QUERIES, "financing": financing_queries.QUERIES,
-               "export": export_queries.QUERIES}
+               "export": export_queries.QUERIES, "outcomes": outcomes_queries.QUERIES}
     assert {service: sorted(q) for service, q in queries.items()} == \
         {service: sorted(answers) for service, answers in ANSWERS.items()}
 
@@ -134,7 +138,7 @@ def loan(case_id: str = "av-2026-0142") -> FinancingCase:
 
 async def test_financing_answers(sessions: async_sessionmaker[AsyncSession]) -> None:
     async with sessions() as session:
-        session.add(loan())
+        session.add_all([loan(), loan("av-2026-0143")])  # the same SME, twice
         timers = Timers(session)
         timers.schedule("av-2026-0142:requirement:report-1", "requirement", T0 + timedelta(days=200),
                         {"case_id": "av-2026-0142", "requirement_id": "report-1", "step": "due_soon"})
@@ -154,7 +158,13 @@ async def test_financing_answers(sessions: async_sessionmaker[AsyncSession]) -> 
         check(await queries.company_cases(queries.CompanyRequest(company_id=SIREN), AV, session),
               answers["company"])
         figures = await queries.figures(queries.FiguresRequest(), AV, session)
-        assert figures["figures"][0]["checkpoints"]["month_6"]["recorded"] == 1
+        # One SME with two cases: counted once, its amounts added up.
+        for counted in (figures["figures"][0], figures["totals"]):
+            assert (counted["smes_supported"], counted["cases_opened"], counted["awarded_cents"]) == (
+                1, 2, 90_000_000)
+            assert counted["checkpoints"]["month_6"] == {
+                "recorded": 1, "raised_since_baseline_cents": 100_000_000,
+                "median_raised_since_baseline_cents": 100_000_000}
         check(figures, answers["figures"])
 
 
@@ -209,7 +219,38 @@ async def test_export_answers(sessions: async_sessionmaker[AsyncSession]) -> Non
         assert detail["unit"]["smes"] and detail["unit"]["waiting"] and detail["unit"]["history"]
         check(detail, answers["unit"])
         check(await queries.units_state(queries.UnitsRequest(), AV, session), answers["units"])
-        check(await queries.figures(queries.FiguresRequest(country="CN"), AV, session), answers["figures"])
+        figures = await queries.figures(queries.FiguresRequest(country="CN"), AV, session)
+        assert figures["totals"]["smes_supported"] == 2 and figures["all"] == figures["totals"]
+        check(figures, answers["figures"])
+
+
+async def test_outcomes_answers(sessions: async_sessionmaker[AsyncSession]) -> None:
+    enrolled = Journey.start(id="av-2025-0142", cluster=AV, siren=SIREN, programme="AV-RD-LOAN",
+                             kind="financing", cohort="AV-RD-LOAN-2025")
+    waitlisted = Journey.start(id="av-2025-0150", cluster=AV, siren=OTHER, programme="AV-RD-LOAN",
+                               kind="financing", cohort="AV-RD-LOAN-2025")
+    start = datetime(2025, 3, 2, 9, 0, tzinfo=UTC)
+    for journey, last in ((enrolled, "enrolled"), (waitlisted, "waitlisted")):
+        for step, status in enumerate(("applied", "eligible", last)):
+            journey.reach(status, start + timedelta(days=step))
+    enrolled.obtained(45_000_000, start + timedelta(days=90))
+    for journey, comparison in ((enrolled, False), (waitlisted, True)):
+        journey.record_checkpoint("baseline", "2025-03-05", 0, comparison=comparison)
+        journey.record_checkpoint("month_6", "2025-09-05", 10_000_000, comparison=comparison)
+    async with sessions() as session:
+        session.add_all([enrolled, waitlisted])
+        await session.commit()
+
+    queries, answers = outcomes_queries, ANSWERS["outcomes"]
+    async with sessions() as session:
+        request = queries.ReportRequest.model_validate({"from": "2025-01-01"})
+        report = await queries.report(request, AV, session)
+        cohort = report["programmes"][0]["cohorts"][0]
+        assert (cohort["participants"], cohort["comparison"]) == (1, 1)
+        assert cohort["money"]["total_cents"] == 45_000_000
+        check(report, answers["report"])
+        company = await queries.company(queries.CompanyRequest(company_id=SIREN), AV, session)
+        check(company, answers["company"])
 
 
 def test_an_error_answer_is_described() -> None:

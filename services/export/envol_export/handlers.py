@@ -414,7 +414,8 @@ def _support_event(support: ExportSupport, entry: SupportEntry) -> events.Suppor
         status=support.status.value, unit_id=support.unit_id, partner=support.partner,
         waiting_since=support.waiting_since, at=entry.at, by=entry.by, summary=entry.summary,
         leads=support.leads, meetings=support.meetings, contracts=len(support.contracts),
-        contracted_cents=support.contracted_cents, **extra,
+        contracted_cents=support.contracted_cents,
+        contract_countries=sorted({contract.country for contract in support.contracts}), **extra,
     )
 
 

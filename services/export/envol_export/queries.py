@@ -189,16 +189,33 @@ def _median(values: Iterable[float]) -> float | None:
     return statistics.median(found) if found else None
 
 
+def _smes(supports: Iterable[ExportSupport]) -> int:
+    """How many SMEs: one per SIREN, however many supports (countries, cohorts, runs) it has."""
+    return len({support.siren for support in supports})
+
+
+def _new_countries(supports: list[ExportSupport]) -> int:
+    """Countries entered, once per SME: two supports of one SME entering the same country
+    enter it once."""
+    entered: dict[str, set[str]] = defaultdict(set)
+    for support in supports:
+        entered[support.siren] |= support.new_countries()
+    return sum(len(countries) for countries in entered.values())
+
+
 def _figures(group: list[ExportSupport], at: datetime) -> dict[str, Any]:
+    """The figures of `group`, all recomputed from its supports: the same for one programme,
+    cohort and country as for all of them (the totals). Counts of SMEs count each SIREN once;
+    amounts, leads, meetings, contracts... add up over its supports; delays are per support."""
     waited = [s for s in group if _waited(s)]
     to_contract = [(s.first_contract_on - paris_date(s.enrolled_at)).days for s in group
                    if s.first_contract_on]
     return {
-        "smes_supported": len(group),
-        "assigned_now": sum(s.status is SupportStatus.ASSIGNED for s in group),
-        "waiting_now": sum(s.status is SupportStatus.WAITING for s in group),
-        "closed": sum(s.is_closed for s in group),
-        "smes_who_waited": len(waited),
+        "smes_supported": _smes(group),
+        "assigned_now": _smes(s for s in group if s.status is SupportStatus.ASSIGNED),
+        "waiting_now": _smes(s for s in group if s.status is SupportStatus.WAITING),
+        "closed": _smes(s for s in group if s.is_closed),
+        "smes_who_waited": _smes(waited),
         "median_days_waited": _median(_days(s.opened_at, s.first_assigned_at) for s in waited
                                       if s.first_assigned_at),
         "longest_current_wait_days": max((_days(s.waiting_since, at) for s in group
@@ -212,21 +229,23 @@ def _figures(group: list[ExportSupport], at: datetime) -> dict[str, Any]:
         "strategies_delivered": sum("strategy" in s.details for s in group),
         "contracts": sum(len(s.contracts) for s in group),
         "contracted_cents": sum(s.contracted_cents for s in group),
-        "smes_with_a_contract": sum(bool(s.contracts) for s in group),
-        "new_countries_entered": sum(len(s.new_countries()) for s in group),
+        "smes_with_a_contract": _smes(s for s in group if s.contracts),
+        "new_countries_entered": _new_countries(group),
         "median_days_to_first_contract": _median(to_contract),
     }
 
 
 def figures_of(supports: list[ExportSupport], at: datetime) -> dict[str, Any]:
-    """Per programme, cohort and target country, and in all: SMEs supported, waiting times,
-    leads, meetings, contracts and their amounts, new countries, time to the first contract."""
+    """Per programme, cohort and target country, and their totals: SMEs supported, waiting
+    times, leads, meetings, contracts and their amounts, new countries, time to the first
+    contract. `all` is the same as `totals`, kept for the askers that read it."""
     groups: dict[tuple[str, str, str], list[ExportSupport]] = defaultdict(list)
     for support in supports:
         groups[(support.programme, support.cohort, support.target_country or "")].append(support)
     rows = [{"programme": programme, "cohort": cohort, "country": country or None, "kind": group[0].kind}
             | _figures(group, at) for (programme, cohort, country), group in sorted(groups.items())]
-    return {"figures": rows, "all": _figures(supports, at)}
+    totals = _figures(supports, at)
+    return {"figures": rows, "totals": totals, "all": dict(totals)}
 
 
 async def figures(request: FiguresRequest, cluster: str, session: AsyncSession) -> dict[str, Any]:

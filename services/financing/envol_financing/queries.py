@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import statistics
 from collections import defaultdict
+from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -88,49 +89,69 @@ def _days(start: Any, end: Any) -> float:
     return round((end - start).total_seconds() / 86400, 1)
 
 
-def figures_of(cases: list[FinancingCase]) -> list[dict[str, Any]]:
-    """Per programme and cohort: counts, money, success rate and median delays."""
+def _median(values: Sequence[float]) -> float | None:
+    return statistics.median(values) if values else None
+
+
+def _smes(cases: list[FinancingCase]) -> int:
+    """How many SMEs: one per SIREN, however many cases it has."""
+    return len({case.siren for case in cases})
+
+
+def _figures(cases: list[FinancingCase]) -> dict[str, Any]:
+    """Counts, money, success rate, delays and outcomes of `cases`, all recomputed from them:
+    the same for a programme and cohort's cases as for all of them (the totals)."""
+    decided = [c for c in cases if c.succeeded is not None]
+    succeeded = sum(bool(c.succeeded) for c in decided)
+    return {
+        "smes_supported": _smes(cases),
+        "cases_opened": len(cases),
+        "cases_closed": sum(c.is_closed for c in cases),
+        "requested_cents": sum(c.requested_cents for c in cases),
+        "awarded_cents": sum(c.awarded_cents for c in cases),
+        "disbursed_cents": sum(c.disbursed_cents for c in cases),
+        "cases_decided": len(decided),
+        "cases_succeeded": succeeded,
+        # Of the cases whose outcome is known (decided, or closed without success).
+        "success_rate": round(succeeded / len(decided), 3) if decided else None,
+        "median_days_to_decision": _median([_days(c.enrolled_at, c.decided_at)
+                                            for c in cases if c.decided_at]),
+        "median_days_to_first_disbursement": _median([_days(c.enrolled_at, c.first_disbursed_at)
+                                                      for c in cases if c.first_disbursed_at]),
+        "checkpoints": _outcomes(cases),
+    }
+
+
+def figures_of(cases: list[FinancingCase]) -> dict[str, Any]:
+    """Per programme and cohort, and their totals: counts, money, success rate and median delays."""
     groups: dict[tuple[str, str], list[FinancingCase]] = defaultdict(list)
     for case in cases:
         groups[(case.programme, case.cohort)].append(case)
-    rows = []
-    for (programme, cohort), group in sorted(groups.items()):
-        decided = [c for c in group if c.succeeded is not None]
-        to_decision = [_days(c.enrolled_at, c.decided_at) for c in group if c.decided_at]
-        to_money = [_days(c.enrolled_at, c.first_disbursed_at) for c in group if c.first_disbursed_at]
-        rows.append({
-            "programme": programme, "cohort": cohort, "kind": group[0].kind,
-            "cases_opened": len(group),
-            "cases_closed": sum(c.is_closed for c in group),
-            "requested_cents": sum(c.requested_cents for c in group),
-            "awarded_cents": sum(c.awarded_cents for c in group),
-            "disbursed_cents": sum(c.disbursed_cents for c in group),
-            "cases_decided": len(decided),
-            "cases_succeeded": sum(bool(c.succeeded) for c in decided),
-            # Of the cases whose outcome is known (decided, or closed without success).
-            "success_rate": (round(sum(bool(c.succeeded) for c in decided) / len(decided), 3)
-                             if decided else None),
-            "median_days_to_decision": statistics.median(to_decision) if to_decision else None,
-            "median_days_to_first_disbursement": statistics.median(to_money) if to_money else None,
-            "checkpoints": _outcomes(group),
-        })
-    return rows
+    rows = [{"programme": programme, "cohort": cohort, "kind": group[0].kind} | _figures(group)
+            for (programme, cohort), group in sorted(groups.items())]
+    return {"figures": rows, "totals": _figures(cases)}
+
+
+def _raised_by_sme(cases: list[FinancingCase], name: str) -> dict[str, int]:
+    """What each SME raised between its baseline and checkpoint `name`, its cases added up."""
+    raised: dict[str, int] = defaultdict(int)
+    for case in cases:
+        baseline, later = case.checkpoint("baseline"), case.checkpoint(name)
+        if baseline is not None and later is not None:
+            raised[case.siren] += later.raised_to_date_cents - baseline.raised_to_date_cents
+    return raised
 
 
 def _outcomes(cases: list[FinancingCase]) -> dict[str, dict[str, Any]]:
     """What the companies raised between the baseline and each later checkpoint: whether the
-    programme works, measured over 24 months."""
+    programme works, measured over 24 months. Each company counts once, with its cases added up."""
     outcomes = {}
     for name in ("month_6", "month_12", "month_24"):
-        raised = []
-        for case in cases:
-            baseline, later = case.checkpoint("baseline"), case.checkpoint(name)
-            if baseline is not None and later is not None:
-                raised.append(later.raised_to_date_cents - baseline.raised_to_date_cents)
+        raised = list(_raised_by_sme(cases, name).values())
         outcomes[name] = {
             "recorded": len(raised),
             "raised_since_baseline_cents": sum(raised),
-            "median_raised_since_baseline_cents": statistics.median(raised) if raised else None,
+            "median_raised_since_baseline_cents": _median(raised),
         }
     return outcomes
 
@@ -145,7 +166,7 @@ async def figures(request: FiguresRequest, cluster: str, session: AsyncSession) 
     if request.cohort:
         query = query.where(FinancingCase.cohort == request.cohort)  # type: ignore[arg-type]
     cases = list((await session.execute(query)).scalars())
-    return {"cluster": cluster, "figures": figures_of(cases)}
+    return {"cluster": cluster, **figures_of(cases)}
 
 
 QUERIES = {

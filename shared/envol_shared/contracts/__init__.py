@@ -3,7 +3,7 @@
 Importing this package registers every event type, so any service can parse any event.
 """
 
-from envol_shared.contracts import enrolment, export, financing
+from envol_shared.contracts import enrolment, export, financing, outcomes
 
 # Which service alone publishes each of its events: they live under its producer token
 # (envol.<cluster>.<service>.<event>), and nobody else has a stream to publish them on.
@@ -13,4 +13,4 @@ PUBLISHED_BY: dict[str, str] = {
     **{event.type: "export" for event in export.PUBLISHED},
 }
 
-__all__ = ["PUBLISHED_BY", "enrolment", "export", "financing"]
+__all__ = ["PUBLISHED_BY", "enrolment", "export", "financing", "outcomes"]

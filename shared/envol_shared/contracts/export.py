@@ -220,6 +220,7 @@ class SupportEvent(EventData):
     meetings: int
     contracts: int
     contracted_cents: EuroCents
+    contract_countries: list[str] = Field(default_factory=list, description="where its contracts were signed")
 
 
 @event_type
