@@ -8,6 +8,8 @@
                                    mutations of shared/envol_shared), run the tests that must then
                                    fail, print which were killed and the score (--list, --check,
                                    NAME...: see tests/mutations/mutants.py)
+    python3 envol.py history       publish three years of generated cohorts into the running stack
+                                   (a fresh one: see the README's "A history data set")
     python3 envol.py report --cluster C --from DAY [--to DAY] [--lang fr|en] [--out DIR]
                                    write a cluster's effectiveness report (HTML, CSV) from the
                                    outcomes service of the running stack
@@ -87,6 +89,8 @@ def main() -> int:
         return run([str(ROOT / "bench" / "run"), *rest])
     if command == "docs":
         return run(["-m", "docs.generate", *rest])
+    if command == "history":
+        return run(["-m", "deploy.local.history", *rest])
     if command == "report":
         return run(["-m", "envol_outcomes.report", *rest])
     if command == "lint":

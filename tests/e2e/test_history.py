@@ -9,6 +9,7 @@ deadline, and the clean-up stops (then kills) whatever is left.
 from __future__ import annotations
 
 import contextlib
+import csv
 import json
 import os
 import signal
@@ -20,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+from deploy.local.history_model import generate
 from envol_shared.nats_server import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -87,3 +89,44 @@ def test_the_history_is_published_without_a_single_refusal(tmp_path: Path) -> No
             cwd=ROOT, env=env_without_envol(), capture_output=True, text=True, timeout=60)
         assert again.returncode == 0, again.stdout + again.stderr
         assert "already has the history" in again.stdout
+
+        # The outcomes service followed it all, and the directors' report shows it: each
+        # cohort's applicants (each SME once) as the history made them.
+        expected = applicants_per_cohort("pegase", scale=0.25)
+        rows = wait_for_report(data_dir, tmp_path / "reports", "pegase", expected)
+        assert {row["cohort"][-4:] for row in rows} == {"2024", "2025", "2026"}
+        assert sum(int(row["participants"]) for row in rows) > 0
+        assert sum(int(row["comparison"]) for row in rows) > 0
+        assert sorted(p.name for p in (tmp_path / "reports").glob("*.html")) == [
+            "envol-pegase-2024-01-01-en.html", "envol-pegase-2024-01-01-fr.html"]
+
+
+def applicants_per_cohort(cluster: str, scale: float) -> dict[str, int]:
+    """SMEs that applied, per cohort (programme and year of application), in the history."""
+    smes: dict[str, set[str]] = {}
+    for publication in generate(scale=scale):
+        event = publication.event
+        if event.type == "envol.application.submitted.v1" and event.cluster == cluster:
+            cohort = f"{event.data['programme']}-{event.data['applied_on'][:4]}"
+            smes.setdefault(cohort, set()).add(event.subject)
+    return {cohort: len(found) for cohort, found in smes.items()}
+
+
+def wait_for_report(data_dir: Path, out: Path, cluster: str,
+                    expected: dict[str, int]) -> list[dict[str, str]]:
+    """The report's CSV rows once the outcomes service has every applicant (it publishes
+    nothing, so its report is the sign it has caught up)."""
+    deadline = time.monotonic() + 60
+    while True:
+        run = subprocess.run(
+            [sys.executable, "-m", "envol_outcomes.report", "--data-dir", str(data_dir),
+             "--cluster", cluster, "--from", "2024-01-01", "--out", str(out)],
+            cwd=ROOT, env=env_without_envol(), capture_output=True, text=True, timeout=60)
+        assert run.returncode == 0, run.stdout + run.stderr
+        with next(out.glob("*.csv")).open(newline="", encoding="utf-8") as file:
+            rows = list(csv.DictReader(file))
+        applied = {row["cohort"]: int(row["applied"]) for row in rows}
+        if applied == expected or time.monotonic() > deadline:
+            assert applied == expected
+            return rows
+        time.sleep(1)

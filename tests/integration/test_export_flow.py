@@ -122,7 +122,7 @@ async def test_enrolment_opens_one_support_even_when_delivered_twice(nc, export,
         "unit_id": "av-vie-de-2026", "partner": DE, "waiting_since": None, "at": None, "by": "export",
         "summary": "place on relay mission av-vie-de-2026 (DE), run by vie-relay-de: enrolled in "
                    "AV-VIE-RELAY",
-        "leads": 0, "meetings": 0, "contracts": 0, "contracted_cents": 0}
+        "leads": 0, "meetings": 0, "contracts": 0, "contracted_cents": 0, "contract_countries": []}
     inbox = dict(await query(database_url, "select outcome, count(*) from inbox group by outcome"))
     assert inbox == {"applied": 2}
     # The outcome checkpoints are scheduled: baseline, 6, 12 and 24 months.
@@ -268,6 +268,8 @@ async def test_relay_facts_valid_and_invalid(nc, export, database_url):
     assert [(e["data"]["fact"], e["data"]["contracted_cents"]) for e in progressed] == [
         ("relay.lead.reported", 0), ("relay.meeting.held", 0), ("export.contract.signed", 45_000_000),
         ("export.contract.signed", 47_000_000)]
+    # Where its contracts were signed travels with the support (the outcomes service reads it).
+    assert progressed[-1]["data"]["contract_countries"] == sorted({c["country"] for c in state["contracts"]})
 
 
 async def test_export_desk_facts_valid_and_invalid(nc, export, database_url):
