@@ -130,3 +130,15 @@ def test_the_report_keeps_the_cluster_and_the_period():
     assert [c["cohort"] for p in answer["programmes"] for c in p["cohorts"]] == ["P-2025"]
     assert answer["period"] == {"from": "2025-01-01", "to": "2025-12-31"} and answer["as_of"] == "2026-12-01"
     assert report("pegase", [], first=date(2025, 1, 1), last=None, as_of=AS_OF)["programmes"] == []
+
+
+def test_the_report_says_the_service_s_small_groups_warning_once_in_the_reader_s_language():
+    from envol_outcomes.report.sentences import warnings
+
+    ours = cohort_figures_smes([with_checkpoints(enrolled(f"p{n}", f"p{n}"), 0, n) for n in range(2)])
+    result = compare(ours, [], "month_6", "raised_to_date_cents", "P-2025")
+    assert result["warning"] is not None
+    for lang in ("en", "fr"):
+        said = warnings(result, lang)
+        assert len(said) == 1 and "2" in said[0], said
+    assert warnings(compare([], [], "month_24", "raised_to_date_cents", "P-2025"), "en") == []

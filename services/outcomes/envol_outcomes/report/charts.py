@@ -91,10 +91,14 @@ def _panel(top: float, height: float, points: list[tuple[float, float]], top_val
         return plot_bottom - (plot_bottom - plot_top) * value / ceiling
 
     body = [_text(left, top + 12, axis, fill=MUTED, extra=' font-weight="bold"')]
+    shown = ""
     for tick in ticks:
         body.append(f'<line x1="{left}" y1="{y_of(tick):.1f}" x2="{right}" y2="{y_of(tick):.1f}" '
                     f'stroke="{GRID}"/>')
-        body.append(_text(left - 6, y_of(tick) + 4, fmt(tick), "end", MUTED))
+        # Nothing yet (every value 0): the ticks in between round to the same label; show it once.
+        if fmt(tick) != shown:
+            shown = fmt(tick)
+            body.append(_text(left - 6, y_of(tick) + 4, shown, "end", MUTED))
     for month in range(0, MONTHS_SHOWN + 1, 6):
         body.append(_text(x_of(month), plot_bottom + 15, str(month), "middle", MUTED))
     body.append(_text((left + right) / 2, plot_bottom + 30, label(lang, "months_axis"), "middle", MUTED))

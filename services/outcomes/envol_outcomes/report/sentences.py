@@ -22,8 +22,8 @@ from .texts import (
 
 MIN_GROUP = 5  # the service's rule: fewer SMEs than this on either side cannot be compared
 # The one warning the service is known to send; recognised to be said again in French.
-SMALL_GROUPS = re.compile(r"too few SMEs to compare: (\d+) participants? and (\d+) in the comparison "
-                          r"group \(at least (\d+) in each (?:are|is) needed\)\.?")
+SMALL_GROUPS = re.compile(r"too few SMEs to compare: (\d+) participant(?:s|\(s\))? and (\d+) in the "
+                          r"comparison group \(at least (\d+) in each (?:are|is) needed\)\.?")
 
 
 def funnel_sentence(programme: str, kind: str, totals: dict[str, int], cohorts: int, lang: str) -> str:
@@ -156,7 +156,8 @@ def warnings(checkpoint: dict[str, Any], lang: str) -> list[str]:
     service = service.strip() if isinstance(service, str) and service.strip() else None
     known = SMALL_GROUPS.fullmatch(service) if service else None
     minimum = int(known.group(3)) if known else MIN_GROUP
-    if mine < minimum or theirs < minimum or known:
+    # No checkpoint recorded yet on either side: the chart's sentence says so, no caution needed.
+    if (mine < minimum or theirs < minimum or known) and (mine or theirs):
         said.append(LABELS[lang]["small_groups"].format(
             checkpoint=checkpoint_name(checkpoint.get("checkpoint"), lang), p=mine, c=theirs,
             minimum=minimum))
