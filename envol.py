@@ -1,22 +1,41 @@
 #!/usr/bin/env python3
 """Envol on a laptop, with nothing but Python 3.11+.
 
-    python3 envol.py up [--demo]   set up (first run) and start the local stack; Ctrl-C stops it
-    python3 envol.py demo          publish the demo scenario into the running stack
-    python3 envol.py test          run the test suite (pytest arguments may follow)
-    python3 envol.py mutants       break each reliability promise on purpose (a curated list of
-                                   mutations of shared/envol_shared), run the tests that must then
-                                   fail, print which were killed and the score (--list, --check,
-                                   NAME...: see tests/mutations/mutants.py)
+    python3 envol.py up [--demo] [--nats-url URL] [--nats-port PORT] [--data-dir DIR]
+                                   set up (first run) and start the local stack: nats-server (on
+                                   port 14222 or any free one; --nats-url: use that server, 2.10+,
+                                   instead) and the services, each with its health port; a service
+                                   that dies is restarted. Ctrl-C, SIGTERM or `down` stops it all.
+                                   --demo: also publish the demo scenario. --data-dir: where its
+                                   databases, JetStream store and stack.json live (default .envol)
+    python3 envol.py down [--data-dir DIR]
+                                   stop the running local stack (from another shell)
+    python3 envol.py status [--data-dir DIR] [--json]
+                                   is it running: its pid, NATS, each service's pid, health port,
+                                   readiness and restarts
+    python3 envol.py restart SERVICE [--data-dir DIR]
+                                   stop one service (enrolment, financing, export, outcomes); the
+                                   stack starts it again
+    python3 envol.py demo [--nats-url URL [--credentials FILE]] [--data-dir DIR] [--timeout S]
+                                   publish the demo scenario into the running stack (checks first
+                                   that NATS is 2.10+ and that the services answer)
     python3 envol.py history       publish three years of generated cohorts into the running stack
                                    (a fresh one: see the README's "A history data set")
     python3 envol.py report --cluster C --from DAY [--to DAY] [--lang fr|en] [--out DIR]
                                    write a cluster's effectiveness report (HTML, CSV) from the
                                    outcomes service of the running stack
+    python3 envol.py ops ...       operations tools (python -m envol_shared.operations --help)
+    python3 envol.py test          run the test suite (pytest arguments may follow)
+    python3 envol.py lint          ruff on the whole repository
+    python3 envol.py mutants       break each reliability promise on purpose (a curated list of
+                                   mutations of shared/envol_shared), run the tests that must then
+                                   fail, print which were killed and the score (--list, --check,
+                                   NAME...: see tests/mutations/mutants.py)
     python3 envol.py bench         run the benchmark (bench/run)
     python3 envol.py docs [--check]  write the partners' event catalogue into docs/catalogue/
                                    (AsyncAPI, JSON Schemas, an offline HTML page); --check only
                                    says what differs from what the code generates, and fails
+    python3 envol.py help          this text
 
 The first run creates .venv/ and installs the pinned requirements and the Envol packages
 into it; later runs reuse it and reinstall only when a requirements or pyproject file changed.
@@ -26,6 +45,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import signal
 import subprocess
 import sys
 import venv
@@ -60,14 +80,24 @@ def ensure_environment() -> None:
     stamp.write_text(digest)
 
 
-def run(args: list[str]) -> int:
-    # The child gets the terminal's Ctrl-C itself and stops in its own time (the local stack
-    # needs a second or two); subprocess.call would SIGKILL it 0.25 s after a KeyboardInterrupt.
+def run(args: list[str], *, forward_sigint: bool = False) -> int:
+    """The command in the venv's Python; SIGTERM (and SIGINT with `forward_sigint`) sent to
+    this wrapper is passed on to it, and the wrapper waits for it to stop in its own time."""
     process = subprocess.Popen([str(python()), *args], cwd=ROOT)
+
+    def forward(signum: int, _frame: object) -> None:
+        if process.poll() is None:
+            process.send_signal(signum)
+
+    # A Ctrl-C in the terminal reaches the child itself (same process group); a `kill -INT`
+    # aimed at this wrapper only reaches it through `forward`. The local stack takes the first
+    # of either and ignores repeats, so it may get both; other commands get the terminal's only.
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward if forward_sigint else signal.SIG_IGN)
     while True:
         try:
             return process.wait()
-        except KeyboardInterrupt:
+        except KeyboardInterrupt:  # (not raised while SIGINT is handled above; kept for safety)
             continue
 
 
@@ -78,7 +108,11 @@ def main() -> int:
         return 0
     ensure_environment()
     if command == "up":
-        return run(["-m", "deploy.local.stack", *rest])
+        return run(["-m", "deploy.local.stack", *rest], forward_sigint=True)
+    if command in {"down", "status", "restart"}:
+        return run(["-m", "deploy.local.stack_control", command, *rest])
+    if command == "ops":
+        return run(["-m", "envol_shared.operations", *rest])
     if command == "demo":
         return run(["-m", "deploy.local.demo", *rest])
     if command == "test":
@@ -94,7 +128,7 @@ def main() -> int:
     if command == "report":
         return run(["-m", "envol_outcomes.report", *rest])
     if command == "lint":
-        return run(["-m", "ruff", "check", "."])
+        return run(["-m", "ruff", "check", ".", *rest])
     print(__doc__)
     return 2
 

@@ -82,6 +82,8 @@ from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
 
+from deploy.local.stack_control import StartupError, check_version, readiness
+
 ROOT = Path(__file__).resolve().parents[2]
 EVENTS_STREAM = "ENVOL_EVENTS"
 DEAD_LETTER_STREAM = "ENVOL_DEAD_LETTERS"
@@ -1053,7 +1055,50 @@ async def caught_up(outcomes: Outcomes, follower: asyncio.Task[None], timeout_s:
         raise TimeoutError
 
 
-async def run_demo(nats_url: str, passwords: dict[str, str] | None, timeout_s: float) -> dict[str, Any]:
+# The services the story needs answers from, and how long to wait for them before publishing.
+NEEDED_SERVICES = ("enrolment", "financing", "export")
+PREFLIGHT_S = 5.0
+
+
+class NotServed(Exception):
+    """The server is too old, or Envol's services do not answer: nothing was published."""
+
+
+async def check_before_publishing(connections: Connections, nats_url: str, health_ports: dict[str, int],
+                                  timeout_s: float = PREFLIGHT_S) -> None:
+    """NATS 2.10+ (as the stack requires), and each needed service ready: its /health/ready
+    when the local stack says where (stack.json), else pulling from its durable consumer (as
+    the stack checks at start)."""
+    client = await connections.client(OPERATOR)
+    try:
+        check_version(client.connected_server_version, nats_url)
+    except StartupError as exc:
+        raise NotServed(str(exc)) from None
+    js = client.jetstream()
+    await js.stream_info(EVENTS_STREAM)  # NotFoundError: not provisioned (said by main)
+    waiting = set(NEEDED_SERVICES)
+    deadline = time.monotonic() + timeout_s
+    while waiting:
+        for name in sorted(waiting):
+            if health_ports.get(name):
+                ready = await asyncio.to_thread(readiness, health_ports[name], 1.0) == "ready"
+            else:
+                try:
+                    ready = ((await js.consumer_info(EVENTS_STREAM, name)).num_waiting or 0) > 0
+                except NotFoundError:
+                    ready = False
+            if ready:
+                waiting.discard(name)
+        if waiting and time.monotonic() > deadline:
+            raise NotServed(f"Envol's {', '.join(sorted(waiting))} service(s) do not answer at {nats_url} "
+                            f"(waited {timeout_s:g}s; nothing published): start the stack with "
+                            "`python3 envol.py up`, or check `python3 envol.py status`")
+        if waiting:
+            await asyncio.sleep(0.2)
+
+
+async def run_demo(nats_url: str, passwords: dict[str, str] | None, timeout_s: float,
+                   health_ports: dict[str, int] | None = None) -> dict[str, Any]:
     """Play the story against the stack at `nats_url`, each partner as its own user (none
     without `passwords`); return the report."""
     async def report_error(exc: Exception) -> None:
@@ -1061,9 +1106,19 @@ async def run_demo(nats_url: str, passwords: dict[str, str] | None, timeout_s: f
 
     connections = Connections(nats_url, passwords, report_error)
     try:
+        await check_before_publishing(connections, nats_url, health_ports or {})
         return await play(connections, nats_url, timeout_s)
     finally:
         await connections.close()
+
+
+def health_ports_of(data_dir: Path, nats_url: str) -> dict[str, int]:
+    """The services' health ports from the local stack's stack.json, when it is that NATS's."""
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        state = json.loads((data_dir / "stack.json").read_text())
+        if state.get("nats_url") == nats_url:
+            return {name: int(port) for name, port in (state.get("health_ports") or {}).items()}
+    return {}
 
 
 async def play(connections: Connections, nats_url: str, timeout_s: float) -> dict[str, Any]:
@@ -1133,9 +1188,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     url, passwords = find_nats(args.nats_url, args.credentials, args.data_dir)
     try:
-        report = asyncio.run(run_demo(url, passwords, args.timeout))
+        report = asyncio.run(run_demo(url, passwords, args.timeout, health_ports_of(args.data_dir, url)))
     except KeyboardInterrupt:
         return 130
+    except NotServed as exc:
+        print(f"cannot run the demo: {exc}", file=sys.stderr)
+        return 2
     except (OSError, nats.errors.NoServersError) as exc:
         print(f"cannot reach NATS at {url}: {exc!r}. Is the stack running? (python3 envol.py up)",
               file=sys.stderr)

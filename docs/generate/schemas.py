@@ -167,6 +167,9 @@ ENVELOPE_ATTRIBUTES: dict[str, str] = {
                      "everything that follows from it); a journey's first event uses its own id",
     "causationid": "Envol extension: the id of the event that caused this one; absent on a "
                    "journey's first event",
+    "traceparent": "optional, CloudEvents distributed-tracing extension: the W3C trace context "
+                   "00-<32 hex trace id>-<16 hex span id>-<2 hex flags>; never required. Envol's "
+                   "events carry the trace of the event that caused them",
 }
 
 

@@ -47,6 +47,7 @@ from envol_shared.events import EventData
 from envol_shared.handling import Context, Handler, Rejected, emit, is_transient
 from envol_shared.lease import ConsumerLease, LeaseLost
 from envol_shared.logging import describe_error
+from envol_shared.metrics import ConsumerTelemetry
 from envol_shared.topology import EVENTS_STREAM, ServiceConsumer
 from envol_shared.unit_of_work import UnitOfWork
 
@@ -74,6 +75,7 @@ class EventConsumer(Generic[U]):
         lease: ConsumerLease | None = None,
         max_payload: int = 1024 * 1024,
         stopping: asyncio.Event | None = None,
+        telemetry: ConsumerTelemetry | None = None,
     ) -> None:
         # For the consumer's state on the server (after a crash takeover); the batches
         # themselves come from the subscriber.
@@ -106,6 +108,8 @@ class EventConsumer(Generic[U]):
         self._renewed = 0.0
         self._failure: Exception | None = None
         self.log = structlog.get_logger("envol.consumer").bind(service=consumer.service)
+        # Counters and spans of each batch (see metrics.py): off the database, cheap.
+        self._telemetry = telemetry or ConsumerTelemetry(consumer.service, self._accepted)
 
     @property
     def service(self) -> str:
@@ -183,6 +187,8 @@ class EventConsumer(Generic[U]):
         except Exception as exc:  # a fault of the pipeline itself, not of a message
             self._failure = exc
             return
+        finally:
+            self._telemetry.end()
         if pause:
             self._pause_s = pause
         elif self._lease is not None:
@@ -229,6 +235,7 @@ class EventConsumer(Generic[U]):
         The batch is applied at once; if anything in it fails that is not transient, it is
         applied again with each message in its own savepoint, which finds the culprit."""
         deliveries = [Delivery.of(msg, self._accepted) for msg in messages]
+        self._telemetry.begin(deliveries)
         for delivery in deliveries:
             held_at = self._held.get(delivery.company)
             if delivery.company and held_at is not None and delivery.stream_sequence > held_at:
@@ -255,9 +262,11 @@ class EventConsumer(Generic[U]):
                 log = self.log.warning if is_transient(exc) else self.log.error
                 log("batch.transient_failure" if is_transient(exc) else "batch.failed",
                     error=describe_error(exc), size=len(deliveries), retry_in_s=delay)
+                self._telemetry.rolled_back()
                 for delivery in deliveries:
                     await delivery.msg.nak(delay=delay)
                 return delay
+        self._telemetry.committed()
         for company, sequence in holds.items():
             if sequence is None:
                 self._held.pop(company, None)
@@ -324,7 +333,8 @@ class EventConsumer(Generic[U]):
         """Apply one event, all in the batch's transaction: any failure fails the batch."""
         assert delivery.incoming is not None
         handler = self._handlers[delivery.incoming.envelope.type]
-        await handler(delivery.incoming.data, Context(delivery.incoming, uow, self.service))
+        with self._telemetry.handling(delivery):  # its span is current: emitted events carry it
+            await handler(delivery.incoming.data, Context(delivery.incoming, uow, self.service))
         delivery.outcome = Outcome.APPLIED
         uow.inbox.record(delivery.key, delivery.received)
 
@@ -389,8 +399,6 @@ class EventConsumer(Generic[U]):
                 log.warning("event.rejected")
             else:
                 log.info(f"event.{delivery.outcome.value}")
-
-
 
 
 async def _sleep_unless(stopping: asyncio.Event, seconds: float) -> None:

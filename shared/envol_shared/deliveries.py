@@ -159,6 +159,7 @@ def rejection(service: str, delivery: Delivery, reason: str, *, dead_lettered: b
         company=delivery.company or "unknown",
         correlation_id=envelope.correlationid if envelope else None,
         causation_id=envelope.id if envelope else None,
+        traceparent=envelope.traceparent if envelope else None,  # the refusal is in the sender's trace
     )
     return OutgoingMessage.of_event(subject_for(cluster, producer, EventRejected.type), event)
 

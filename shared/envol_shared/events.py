@@ -4,7 +4,8 @@ Every message on the wire is a CloudEvents 1.0 JSON envelope in structured mode.
 names the event and its major version (``envol.application.submitted.v1``); its `data` is
 validated by the pydantic model registered for that type. Envol adds three extension
 attributes: `cluster` (which cluster's programme it is about), `correlationid` (one journey
-of one company) and `causationid` (the event that caused this one).
+of one company) and `causationid` (the event that caused this one), and carries the optional
+`traceparent` of CloudEvents' distributed-tracing extension (W3C trace context).
 
 Subjects carry the cluster and the producer, so NATS permissions can confine a partner to
 its own subjects::
@@ -51,6 +52,8 @@ MIN_INT, MAX_INT = -(2**63), 2**63 - 1
 _PRINTABLE = r"^[!-~]+$"
 # Characters no text may hold: C0 controls but tab, line feed and carriage return, and DEL.
 _FORBIDDEN = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+# W3C trace context (version 00), as the CloudEvents distributed-tracing extension carries it.
+TRACEPARENT = r"^00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$"
 
 
 def _within_years(value: date) -> None:
@@ -78,6 +81,8 @@ EuroCents = Annotated[int, Field(ge=0, le=MAX_CENTS, description="amount in euro
 # A subject token: a cluster id (aerospace-valley, pegase, astech) or a producer id.
 Token = Annotated[str, Field(pattern=_TOKEN.pattern, max_length=64)]
 Identifier = Annotated[str, Field(min_length=1, max_length=128, pattern=_PRINTABLE)]
+Traceparent = Annotated[str, Field(min_length=55, max_length=55, pattern=TRACEPARENT,
+                                   description="W3C trace context: 00-<32 hex>-<16 hex>-<2 hex>")]
 
 
 def is_token(text: str) -> bool:
@@ -150,6 +155,9 @@ class CloudEvent(BaseModel):
     cluster: Token
     correlationid: Identifier
     causationid: Identifier | None = None
+    # CloudEvents' distributed-tracing extension: optional, never required from partners; the
+    # events a service emits carry the trace of the message that caused them.
+    traceparent: Traceparent | None = None
 
     def to_bytes(self) -> bytes:
         return self.model_dump_json(exclude_none=True).encode()
@@ -203,6 +211,7 @@ def make_event(
     causation_id: str | None = None,
     event_id: str | None = None,
     time: datetime | None = None,
+    traceparent: str | None = None,
 ) -> tuple[str, CloudEvent]:
     """Build the envelope for `data` and the subject to publish it on."""
     event_id = event_id or str(uuid.uuid4())
@@ -218,6 +227,7 @@ def make_event(
         cluster=cluster,
         correlationid=correlation_id or event_id,
         causationid=causation_id,
+        traceparent=traceparent,
     )
     return subject_for(cluster, producer, data.type), envelope
 

@@ -17,6 +17,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from envol_shared.event_log import OutgoingMessage
 from envol_shared.events import EventData, Incoming, make_event
+from envol_shared.tracing import outgoing_traceparent
 from envol_shared.unit_of_work import UnitOfWork
 
 U = TypeVar("U", bound=UnitOfWork)
@@ -68,14 +69,19 @@ class Context(Generic[U]):
         """
         envelope = self.incoming.envelope
         emit(self.uow, data, cluster=envelope.cluster, producer=self.service, company=company,
-             correlation_id=correlation_id or envelope.correlationid, causation_id=envelope.id)
+             correlation_id=correlation_id or envelope.correlationid, causation_id=envelope.id,
+             traceparent=envelope.traceparent)
 
 
 def emit(uow: UnitOfWork, data: EventData, *, cluster: str, producer: str, company: str,
-         correlation_id: str, causation_id: str | None) -> None:
-    """Write an event to the outbox of `uow`: published once the transaction commits."""
+         correlation_id: str, causation_id: str | None, traceparent: str | None = None) -> None:
+    """Write an event to the outbox of `uow`: published once the transaction commits.
+
+    It carries the trace of what is being handled (the current span), else `traceparent`
+    (the incoming event's: with tracing off the journey keeps its trace id)."""
     subject, event = make_event(data, cluster=cluster, producer=producer, company=company,
-                                correlation_id=correlation_id, causation_id=causation_id)
+                                correlation_id=correlation_id, causation_id=causation_id,
+                                traceparent=outgoing_traceparent(traceparent))
     uow.outbox.add(OutgoingMessage.of_event(subject, event))
 
 

@@ -3,9 +3,10 @@
     GET /health/live    200 while the process runs its event loop
     GET /health/ready   200 when NATS is connected, the database answers and the outbox
                         flows, else 503
+    GET /metrics        the service's Prometheus metrics (metrics.py), when it has them
 
 Both answer a small JSON object saying what was checked and, when not ready, why (from the
-checks that can tell: `NotReady`). A plain asyncio server: two fixed paths do not justify a
+checks that can tell: `NotReady`). A plain asyncio server: three fixed paths do not justify a
 web framework in every image.
 """
 
@@ -18,6 +19,8 @@ from collections.abc import Awaitable, Callable, Mapping
 import structlog
 
 Check = Callable[[], Awaitable[bool]]
+# The metrics' text and its content type.
+Exposition = Callable[[], Awaitable[tuple[bytes, str]]]
 READ_TIMEOUT_S = 5.0
 
 
@@ -28,11 +31,12 @@ class NotReady(Exception):
 
 class HealthServer:
     def __init__(self, *, port: int, checks: Mapping[str, Check], host: str = "0.0.0.0",
-                 check_timeout_s: float = 2.0) -> None:
+                 check_timeout_s: float = 2.0, metrics: Exposition | None = None) -> None:
         self._host = host
         self._port = port
         self._checks = dict(checks)
         self._check_timeout_s = check_timeout_s
+        self._metrics = metrics
         self._server: asyncio.Server | None = None
         self.log = structlog.get_logger("envol.health")
 
@@ -66,13 +70,17 @@ class HealthServer:
         try:
             request = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), READ_TIMEOUT_S)
             method, path, *_ = request.split(b"\r\n", 1)[0].decode("latin-1").split(" ")
-            status, body = await self._answer(method, path.split("?", 1)[0])
+            path = path.split("?", 1)[0]
+            if path == "/metrics" and self._metrics is not None and method in ("GET", "HEAD"):
+                status, (payload, content_type) = 200, await self._metrics()
+            else:
+                status, body = await self._answer(method, path)
+                payload, content_type = json.dumps(body).encode(), "application/json"
         except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, TimeoutError, ValueError):
-            status, body = 400, {"error": "bad request"}
-        payload = json.dumps(body).encode()
+            status, payload, content_type = 400, b'{"error": "bad request"}', "application/json"
         reason = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed",
                   503: "Service Unavailable"}[status]
-        writer.write(f"HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\n"
+        writer.write(f"HTTP/1.1 {status} {reason}\r\nContent-Type: {content_type}\r\n"
                      f"Content-Length: {len(payload)}\r\nConnection: close\r\n\r\n".encode() + payload)
         try:
             await writer.drain()
@@ -81,7 +89,7 @@ class HealthServer:
 
     async def _answer(self, method: str, path: str) -> tuple[int, dict[str, object]]:
         if path not in ("/health/live", "/health/ready"):
-            return 404, {"error": f"unknown path {path}; ask /health/live or /health/ready"}
+            return 404, {"error": f"unknown path {path}; ask /health/live, /health/ready or /metrics"}
         if method not in ("GET", "HEAD"):
             return 405, {"error": "GET only"}
         if path == "/health/live":

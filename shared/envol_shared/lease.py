@@ -21,6 +21,7 @@ import contextlib
 import os
 import socket
 import uuid
+from collections.abc import Callable
 from datetime import timedelta
 
 import sqlalchemy as sa
@@ -47,7 +48,7 @@ class LeaseLost(Exception):
 
 class ConsumerLease:
     def __init__(self, engine: AsyncEngine, consumer: str, *, ttl_s: float = 10.0,
-                 poll_s: float = 2.0) -> None:
+                 poll_s: float = 2.0, on_change: Callable[[str], None] = lambda change: None) -> None:
         self._engine = engine
         self._consumer = consumer
         self._ttl = timedelta(seconds=ttl_s)
@@ -60,6 +61,7 @@ class ConsumerLease:
         # Set when the lease was taken from a holder that stopped renewing it without letting
         # go (a crash): what it had fetched comes back only after the acknowledgement wait.
         self.after_crash = False
+        self._on_change = on_change  # "acquired", "lost", "released": the metrics
         self.log = structlog.get_logger("envol.lease").bind(consumer=consumer, holder=self.holder)
 
     @property
@@ -78,6 +80,7 @@ class ConsumerLease:
                 epoch = None
             if epoch is not None:
                 self.epoch = epoch
+                self._on_change("acquired")
                 self.log.info("lease.acquired", epoch=epoch, after_crash=self.after_crash)
                 return True
             if not announced:
@@ -132,6 +135,7 @@ class ConsumerLease:
         if result.rowcount != 1:  # type: ignore[attr-defined]
             self.log.warning("lease.lost", epoch=self.epoch)
             self.epoch = None
+            self._on_change("lost")
             raise LeaseLost(f"the lease of {self._consumer} passed to another instance")
 
     async def release(self) -> None:
@@ -146,3 +150,4 @@ class ConsumerLease:
                            consumer_leases.c.epoch == self.epoch)
                     .values(holder="", renewed_at=now()))
         self.epoch = None
+        self._on_change("released")

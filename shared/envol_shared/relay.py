@@ -27,7 +27,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -90,6 +90,7 @@ class OutboxRelay:
         keep_published_for: timedelta = timedelta(days=7),
         ack_timeout_s: float = 5.0,
         not_ready_after_s: float = 30.0,
+        on_published: Callable[[bool, int], None] = lambda dead_letters, count: None,
     ) -> None:
         self._js = js
         # The connection the context publishes on, for its max_payload (nats-py has no
@@ -101,6 +102,7 @@ class OutboxRelay:
         self._keep_published_for = keep_published_for
         self._ack_timeout_s = ack_timeout_s
         self.not_ready_after_s = not_ready_after_s
+        self._on_published = on_published  # (dead letters?, rows acknowledged): the metrics
         self._lanes = (Lane("events", dead_letters=False), Lane("dead letters", dead_letters=True))
         self.log = structlog.get_logger("envol.relay").bind(service=service)
         _fail_refused_publishes(js)
@@ -263,6 +265,8 @@ class OutboxRelay:
         acks = await self._acknowledgements([future for _, future in sent])
         acked = [row for (row, _), ack in zip(sent, acks, strict=True) if not isinstance(ack, BaseException)]
         errors = [ack for ack in acks if isinstance(ack, BaseException)]
+        if acked:
+            self._on_published(lane.dead_letters, len(acked))
         # The earliest failure is the one that holds the lane.
         return acked, Refused(_describe(errors[0])) if errors else refusal
 

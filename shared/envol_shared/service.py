@@ -50,11 +50,13 @@ from envol_shared.events import EventData, now
 from envol_shared.health import HealthServer
 from envol_shared.lease import ConsumerLease
 from envol_shared.logging import FastStreamLog, LogContext
+from envol_shared.metrics import CONTENT_TYPE, ConsumerTelemetry, ServiceMetrics
 from envol_shared.queries import Query, QueryResponder
 from envol_shared.relay import OutboxRelay
 from envol_shared.subscriber import subscribe_batches
 from envol_shared.timers import Clock, TimerHandler, TimerScheduler
 from envol_shared.topology import CONSUMERS, provision
+from envol_shared.tracing import configure_tracing
 from envol_shared.unit_of_work import UnitOfWork
 
 # The secrets of .env.example: a stack still holding them refuses to start.
@@ -139,12 +141,17 @@ class RunningService:
         self._relay_stopping = asyncio.Event()
         self.log = structlog.get_logger("envol.service").bind(service=definition.name)
         self.engine: AsyncEngine = create_engine(settings.database_url)  # connects when first used
+        # Traces: from OTEL_*, once per process (off by default). Metrics: a registry of this
+        # service's own, served with the health endpoint.
+        configure_tracing(definition.name)
+        self.metrics = ServiceMetrics(definition.name)
         # Alive from the first moment; ready once NATS is connected and the database answers,
         # and while the outbox flows.
         self.health = None if settings.health_port is None else HealthServer(
             port=settings.health_port,
             checks={"nats": self._nats_connected, "database": self._database_answers,
-                    "outbox": self._outbox_flows})
+                    "outbox": self._outbox_flows},
+            metrics=self._metrics_text)
         self.relay: OutboxRelay | None = None
         self.consumer: EventConsumer[Any] | None = None
         self.consumer_task: asyncio.Task[None] | None = None
@@ -222,7 +229,11 @@ class RunningService:
         if settings.provision:
             await provision(js)
         # A JetStream context of its own: the relay adjusts it (see relay._fail_refused_publishes).
-        self.relay = relay = OutboxRelay(js=nc.jetstream(), engine=self.engine, service=definition.name)
+        metrics, consumer = self.metrics, CONSUMERS[definition.name]
+        self.relay = relay = OutboxRelay(js=nc.jetstream(), engine=self.engine, service=definition.name,
+                                         on_published=metrics.rows_published)
+        metrics.watch_consumer(js, consumer.durable)
+        metrics.watch_database(self.engine, timers_too=bool(definition.timer_handlers), clock=self.clock)
         self.consumer = EventConsumer(
             js=js,
             consumer=CONSUMERS[definition.name],
@@ -230,9 +241,11 @@ class RunningService:
             handlers=definition.handlers,
             on_commit=relay.hand_off,
             # Several instances: one consumes (per-company order), the others stand by.
-            lease=ConsumerLease(self.engine, CONSUMERS[definition.name].durable, ttl_s=settings.lease_ttl_s),
+            lease=ConsumerLease(self.engine, consumer.durable, ttl_s=settings.lease_ttl_s,
+                                on_change=metrics.lease_changed),
             max_payload=nc.max_payload,
             stopping=self.stopping,
+            telemetry=ConsumerTelemetry(definition.name, frozenset(consumer.event_types), metrics),
         )
         self.relay_task = asyncio.create_task(relay.run(self._relay_stopping), name="relay")
         self._tasks = [self.relay_task]
@@ -244,6 +257,7 @@ class RunningService:
                 on_commit=relay.hand_off,
                 clock=self.clock,
                 interval_s=settings.timer_interval_s,
+                on_fired=metrics.timer_fired,
             )
             self.timers_task = asyncio.create_task(scheduler.run(self.stopping), name="timers")
             self._tasks.append(self.timers_task)
@@ -305,6 +319,9 @@ class RunningService:
 
     async def _nats_connected(self) -> bool:
         return self.nc is not None and self.nc.is_connected
+
+    async def _metrics_text(self) -> tuple[bytes, str]:
+        return await self.metrics.exposition(), CONTENT_TYPE
 
     async def _outbox_flows(self) -> bool:
         # Before the relay exists nothing can be stuck in it (NATS is not connected yet either).

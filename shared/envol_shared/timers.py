@@ -27,6 +27,7 @@ from envol_shared.event_log import OutboxRow, Timer
 from envol_shared.events import EventData, now
 from envol_shared.handling import emit, is_transient
 from envol_shared.logging import describe_error
+from envol_shared.tracing import timer_span
 from envol_shared.unit_of_work import UnitOfWork
 
 U = TypeVar("U", bound=UnitOfWork)
@@ -64,6 +65,7 @@ class TimerScheduler(Generic[U]):
         clock: Clock = now,
         interval_s: float = 5.0,
         batch_size: int = 100,
+        on_fired: Callable[[str, str], None] = lambda kind, outcome: None,
     ) -> None:
         self._service = service
         self._uow_factory = uow_factory
@@ -72,6 +74,7 @@ class TimerScheduler(Generic[U]):
         self._clock = clock
         self._interval_s = interval_s
         self._batch_size = batch_size
+        self._on_fired = on_fired  # (kind, "fired" or "failed"): the metrics
         self.log = structlog.get_logger("envol.timers").bind(service=service)
 
     async def run(self, stopping: asyncio.Event) -> None:
@@ -97,15 +100,18 @@ class TimerScheduler(Generic[U]):
         async with self._uow_factory() as uow:
             keys = await uow.timers.due(at, self._batch_size)
         for key in keys:
-            await self._fire(key, at)
+            with timer_span(self._service):  # what it emits starts a trace of its own
+                await self._fire(key, at)
         return len(keys)
 
     async def _fire(self, key: str, at: datetime) -> None:
+        kind = "unknown"
         try:
             async with self._uow_factory() as uow:
                 timer = await uow.timers.claim(key, at)
                 if timer is None:  # fired by another instance, or moved, meanwhile
                     return
+                kind = timer.kind
                 handler = self._handlers.get(timer.kind)
                 if handler is None:
                     raise LookupError(f"no handler for timers of kind {timer.kind!r}")
@@ -124,7 +130,9 @@ class TimerScheduler(Generic[U]):
                 if await uow.timers.claim(key, at) is not None:
                     await uow.timers.mark_fired(key, at, f"failed: {exc!r}")
                     await uow.commit()
+            self._on_fired(kind, "failed")
             return
         self._on_commit(written)
+        self._on_fired(kind, "fired")
         self.log.info("timer.fired", timer=key, kind=timer.kind, due_at=timer.due_at.isoformat(),
                       event_ids=[row.message_id for row in written], **context.about)

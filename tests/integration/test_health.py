@@ -20,7 +20,7 @@ async def test_live_and_ready_then_not_ready_when_nats_goes_away(nats_server, nc
         assert await http_get(port, "/health/live") == (200, {"status": "alive"})
         assert await http_get(port, "/health/ready") == (
             200, {"status": "ready", "checks": {"nats": True, "database": True, "outbox": True}})
-        assert (await http_get(port, "/metrics"))[0] == 404
+        assert (await http_get(port, "/nowhere"))[0] == 404
 
         nats_server.kill()
 

@@ -34,11 +34,40 @@ from envol_enrolment.domain.sme import Holding
 from envol_enrolment.unit_of_work import EnrolmentUnitOfWork
 from envol_shared.consumer import Context, Handler, Rejected
 from envol_shared.contracts import enrolment as events
+from envol_shared.decisions import log_when_committed
 from envol_shared.events import EventData
 from envol_shared.identifiers import siren_of
 
 Ctx = Context[EnrolmentUnitOfWork]
 SERVICE = "enrolment"
+
+
+# Each status change is logged with the codes of its reasons, never their text: a reviewer's
+# reason is free text, and the service's own name the company. The codes, by the wording of
+# the service's reasons (domain/model.py's check_eligibility and this module), first match wins;
+# any other reason is a staff member's, "staff_reason".
+REASON_CODES: list[tuple[str, str]] = [
+    ("meets every rule of", "meets_every_rule"),
+    ("is not an SME", "not_sme"),
+    ("is not a member of", "not_cluster_member"),
+    ("is not open on", "programme_not_open"),
+    ("already has a live application", "live_application_exists"),
+    ("requires a publicly funded collaborative project", "public_project_required"),
+    ("requires a target country", "target_country_required"),
+    ("does not serve", "country_not_served"),
+    ("is full (", "programme_full"),
+    ("place freed by application", "place_freed"),
+]
+EXACT_REASON_CODES = {"submitted": "submitted", "participation started": "participation_started"}
+
+
+def reason_codes(reasons: list[str]) -> list[str]:
+    codes = []
+    for reason in reasons:
+        code = EXACT_REASON_CODES.get(reason) or next(
+            (code for words, code in REASON_CODES if words in reason), "staff_reason")
+        codes.append(code)
+    return codes
 
 
 async def register_company(event: events.CompanyRegistered, ctx: Ctx, catalogue: Catalogue) -> None:
@@ -215,6 +244,17 @@ def _move(ctx: Ctx, application: Application, programme: Programme, company: Com
 
 def _emit(ctx: Ctx, application: Application, programme: Programme, company: Company,
           change: StatusChange) -> None:
+    envelope = ctx.incoming.envelope
+    # The decision's company and journey (a promoted application is another company's than
+    # the withdrawal that freed its place), and the event that led to it.
+    log_when_committed(ctx.uow, "application.decided", service=SERVICE, event_id=envelope.id,
+                       event_type=envelope.type,
+                       cluster=application.cluster, correlation_id=application.correlation_id,
+                       company=application.siren, producer=ctx.incoming.producer,
+                       application_id=application.id, programme=programme.code, cohort=application.cohort,
+                       from_status=change.from_status.value if change.from_status else None,
+                       status=change.to_status.value, reasons=reason_codes(change.reasons),
+                       decided_by=SERVICE if change.by == SERVICE else "staff")
     event_class = events.TRANSITION_EVENTS[change.to_status.value]
     ctx.emit(event_class(
         application_id=application.id,

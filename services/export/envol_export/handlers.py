@@ -48,6 +48,7 @@ from envol_shared.calendar import paris_date
 from envol_shared.consumer import Context, Handler, Rejected, emit
 from envol_shared.contracts import enrolment
 from envol_shared.contracts import export as events
+from envol_shared.decisions import log_when_committed
 from envol_shared.event_log import Timer
 from envol_shared.events import EventData, now
 from envol_shared.timers import TimerContext
@@ -419,22 +420,48 @@ def _support_event(support: ExportSupport, entry: SupportEntry) -> events.Suppor
     )
 
 
+def _log_entry(uow: UnitOfWork, support: ExportSupport, entry: SupportEntry, **cause: Any) -> None:
+    """One line per decision on a support: a place given (`support.placed`, with its unit and
+    partner), the waiting list (`support.waitlisted`), or any other fact (`support.progressed`).
+    Never the summary: it may quote a buyer's or a partner's words."""
+    name = {"support.assigned": "support.placed", "support.waitlisted": "support.waitlisted"}.get(
+        entry.fact, "support.progressed")
+    log_when_committed(uow, name, service=SERVICE, cluster=support.cluster, company=support.siren,
+                       correlation_id=support.correlation_id, support_id=support.id,
+                       programme=support.programme, kind=support.kind.value,
+                       target_country=support.target_country, fact=entry.fact, status=support.status.value,
+                       unit=support.unit_id, partner=support.partner, **cause)
+
+
 def _in_handler(ctx: Ctx) -> Say:
     # Each support's events continue its own company's journey (a promoted SME is not the
     # one whose withdrawal freed the place).
-    return lambda support, entry: ctx.emit(_support_event(support, entry), company=support.siren,
-                                           correlation_id=support.correlation_id)
+    envelope = ctx.incoming.envelope
+    cause = {"event_id": envelope.id, "event_type": envelope.type, "producer": ctx.incoming.producer}
+
+    def say(support: ExportSupport, entry: SupportEntry) -> None:
+        ctx.emit(_support_event(support, entry), company=support.siren, correlation_id=support.correlation_id)
+        _log_entry(ctx.uow, support, entry, **cause)
+
+    return say
 
 
 def _in_timer(ctx: TimerContext[ExportUnitOfWork]) -> Say:
-    return lambda support, entry: ctx.emit(_support_event(support, entry), cluster=support.cluster,
-                                           company=support.siren, correlation_id=support.correlation_id)
+    def say(support: ExportSupport, entry: SupportEntry) -> None:
+        ctx.emit(_support_event(support, entry), cluster=support.cluster, company=support.siren,
+                 correlation_id=support.correlation_id)
+        _log_entry(ctx.uow, support, entry, timer=ctx.timer.key)
+
+    return say
 
 
 def _at_start(uow: ExportUnitOfWork) -> Say:
-    return lambda support, entry: emit(uow, _support_event(support, entry), cluster=support.cluster,
-                                       producer=SERVICE, company=support.siren,
-                                       correlation_id=support.correlation_id, causation_id=None)
+    def say(support: ExportSupport, entry: SupportEntry) -> None:
+        emit(uow, _support_event(support, entry), cluster=support.cluster, producer=SERVICE,
+             company=support.siren, correlation_id=support.correlation_id, causation_id=None)
+        _log_entry(uow, support, entry, cause="configuration")
+
+    return say
 
 
 HANDLERS: Mapping[type[EventData], Any] = {

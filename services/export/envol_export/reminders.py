@@ -24,10 +24,13 @@ from envol_export.partners import Partners
 from envol_export.unit_of_work import ExportUnitOfWork
 from envol_shared.calendar import BusinessCalendar, paris_date
 from envol_shared.contracts import export as events
+from envol_shared.decisions import log_when_committed
 from envol_shared.event_log import Timer, Timers
 from envol_shared.timers import TimerContext, TimerHandler
 
 TCtx = TimerContext[ExportUnitOfWork]
+
+
 CHECKPOINTS = CHECKPOINT_ORDER
 UNIT_END = "unit_end"
 
@@ -82,6 +85,13 @@ def _follow_up_event(support: ExportSupport, cls: type[events.FollowUp], due_on:
 
 def _say(ctx: TCtx, support: ExportSupport, event: events.FollowUp) -> None:
     ctx.emit(event, cluster=support.cluster, company=support.siren, correlation_id=support.correlation_id)
+    # Which follow-up the timer sent (its `timer.fired` line says only that it fired).
+    log_when_committed(ctx.uow, "follow_up.sent", service=ctx.service, timer=ctx.timer.key,
+                       cluster=support.cluster, company=support.siren, correlation_id=support.correlation_id,
+                       support_id=support.id, programme=support.programme,
+                       kind="escalation" if isinstance(event, events.EscalationRaised) else "reminder",
+                       reason=event.reason, checkpoint=event.checkpoint, due_on=event.due_on.isoformat(),
+                       owner=event.owner)
 
 
 async def on_checkpoint(timer: Timer, ctx: TCtx, follow_up: FollowUp) -> None:

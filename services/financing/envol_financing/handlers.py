@@ -29,6 +29,7 @@ from envol_financing.unit_of_work import FinancingUnitOfWork
 from envol_shared.consumer import Context, Handler, Rejected
 from envol_shared.contracts import enrolment
 from envol_shared.contracts import financing as events
+from envol_shared.decisions import log_when_committed
 from envol_shared.events import EventData
 
 Ctx = Context[FinancingUnitOfWork]
@@ -281,6 +282,14 @@ def _apply(ctx: Ctx, case: FinancingCase, follow_up: FollowUp,
 
 def _emit(ctx: Ctx, case: FinancingCase, entry: CaseEntry, cls: type[events.CaseEvent]) -> None:
     extra = {"fact": entry.fact} if cls is events.CaseProgressed else {}
+    envelope = ctx.incoming.envelope
+    # Where the case now stands and the fact that took it there; never the summary (it may
+    # quote a partner's figures or names).
+    log_when_committed(ctx.uow, "case.progressed", service=SERVICE, event_id=envelope.id,
+                       event_type=envelope.type, cluster=case.cluster, correlation_id=case.correlation_id,
+                       company=case.siren, producer=ctx.incoming.producer, case_id=case.id,
+                       programme=case.programme, kind=case.kind.value, fact=entry.fact, stage=case.stage,
+                       partner=case.partner, closed=case.is_closed)
     ctx.emit(cls(
         case_id=case.id, siren=case.siren, cluster=case.cluster, programme=case.programme,
         cohort=case.cohort, kind=case.kind.value, stage=case.stage, partner=case.partner, at=entry.at,

@@ -24,6 +24,7 @@ from envol_financing.partners import Partners
 from envol_financing.unit_of_work import FinancingUnitOfWork
 from envol_shared.calendar import BusinessCalendar, paris_date
 from envol_shared.contracts import financing as events
+from envol_shared.decisions import log_when_committed
 from envol_shared.event_log import Timer, Timers
 from envol_shared.timers import TimerContext, TimerHandler
 
@@ -95,6 +96,14 @@ def _follow_up_event(case: FinancingCase, cls: type[events.FollowUp], reason: st
 
 def _say(ctx: TCtx, case: FinancingCase, event: events.FollowUp) -> None:
     ctx.emit(event, cluster=case.cluster, company=case.siren, correlation_id=case.correlation_id)
+    # Which follow-up the timer sent (its `timer.fired` line says only that it fired).
+    about = {"requirement_id": event.requirement_id, "checkpoint": event.checkpoint}
+    log_when_committed(ctx.uow, "follow_up.sent", service=ctx.service, timer=ctx.timer.key,
+                       cluster=case.cluster, company=case.siren, correlation_id=case.correlation_id,
+                       case_id=case.id, programme=case.programme,
+                       kind="escalation" if isinstance(event, events.EscalationRaised) else "reminder",
+                       reason=event.reason, due_on=event.due_on.isoformat(), owner=event.owner,
+                       **{key: value for key, value in about.items() if value is not None})
 
 
 def _escalate_later(ctx: TCtx, follow_up: FollowUp, case: FinancingCase, timer: Timer) -> None:

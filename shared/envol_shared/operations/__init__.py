@@ -1,0 +1,1 @@
+"""The operator's tools behind `envol-ops`: status, dead letters, queries, partners, imports."""
