@@ -202,7 +202,9 @@ class RunningService:
             # go through that connection anyway (what the outbox holds stays there): close it.
             self.log.warning("service.nats_close_failed", error=repr(exc))
             if self.nc is not None:
-                await self.nc.close()
+                # Closing flushes what is buffered: the socket may be gone already.
+                with contextlib.suppress(ConnectionError, OSError):
+                    await self.nc.close()
             await self._after_shutdown()
 
     async def crashed(self) -> BaseException:
