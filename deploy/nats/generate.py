@@ -14,7 +14,11 @@ Derived from the code and configuration that already say it, so it cannot drift:
   may publish only the events of its kind (a bank: ``loan.*``) in its own namespace, and
   read only its own rejections; of JetStream it uses only what publishing needs (the
   acknowledgement on its reply subject);
-- the one-shot provisioner may configure JetStream; nobody else may.
+- the one-shot provisioner may configure JetStream; nobody else may;
+- the operator (the `envol-ops` CLI in production) may read JetStream's state and messages
+  (streams, consumers, dead letters) and publish events (a dead letter replayed, companies
+  imported), but neither change JetStream nor forge a rejection nor ask queries (a cluster's
+  staff asks its own).
 Every user has its own reply-subject prefix (``_INBOX_<user>``), so it can read no one
 else's replies. Passwords are never in the file: NATS reads ``$ENVOL_NATS_PASSWORD_<USER>``
 from its environment (the .env file). `--check` fails when auth.conf is out of date.
@@ -37,6 +41,7 @@ from envol_shared.topology import CONSUMERS, DEAD_LETTER_ROOT, EVENTS_STREAM
 ROOT = Path(__file__).resolve().parents[2]
 AUTH_CONF = Path(__file__).with_name("auth.conf")
 PROVISIONER = "provisioner"
+OPERATOR = "operator"
 
 
 @dataclass
@@ -71,6 +76,13 @@ def service_user(service: str, askers: list[User]) -> User:
                  *(f"{asker.inbox}.>" for asker in askers)],
         subscribe=[f"{QUERY_ROOT}.*.{service}.>"],
     )
+
+
+def operator_user() -> User:
+    # Read-only JetStream API (what `envol-ops status` and `dead-letters` ask), and events.
+    reads = ["$JS.API.INFO", "$JS.API.STREAM.NAMES", "$JS.API.STREAM.INFO.*", "$JS.API.STREAM.MSG.GET.*",
+             "$JS.API.CONSUMER.NAMES.*", "$JS.API.CONSUMER.INFO.*.*"]
+    return User(name=OPERATOR, publish=[*reads, "envol.>"], deny_publish=["envol.*.*.event.rejected"])
 
 
 def staff_user(cluster: str, staff: str) -> User:
@@ -113,7 +125,7 @@ def users() -> list[User]:
                for (cluster, partner), events in sorted(partners.items())]
     askers = [user for user in people if any(s.startswith(f"{QUERY_ROOT}.") for s in user.publish)]
     services = [service_user(service, askers) for service in sorted(CONSUMERS)]
-    return [User(name=PROVISIONER, publish=["$JS.API.>"]), *services, *people]
+    return [User(name=PROVISIONER, publish=["$JS.API.>"]), operator_user(), *services, *people]
 
 
 def _list(subjects: list[str]) -> str:

@@ -220,6 +220,32 @@ async def test_a_service_user_cannot_configure_jetstream(provisioned: Secured):
         assert (await admin.jetstream().stream_info(EVENTS_STREAM)).config.name == EVENTS_STREAM
 
 
+async def test_the_operator_reads_jetstream_and_publishes_events_but_changes_nothing(provisioned: Secured):
+    siren = SIRENS[2]
+    registered = ev.CompanyRegistered(**registration(siren))
+    async with provisioned.connect("operator") as client:
+        js = client.jetstream()
+        # What `envol-ops status` and `dead-letters` read.
+        assert (await js.stream_info(EVENTS_STREAM)).config.name == EVENTS_STREAM
+        assert (await js.consumer_info(EVENTS_STREAM, "enrolment")).name == "enrolment"
+        # A replay or an import: an event on any producer's subject, then read back.
+        subject, payload = event_bytes(registered, AV, "staff", siren)
+        assert await can_publish(client, subject, payload)
+        assert (await js.get_msg(EVENTS_STREAM, subject=subject, next=True, seq=1)).data == payload
+        # Never a rejection, a consumer, a change to JetStream, nor a query.
+        assert not await can_publish(client, f"envol.{AV}.staff.event.rejected", payload)
+        assert not await can_create_consumer(client, "operator", f"envol.{AV}.>")
+        for change in (js.delete_stream(EVENTS_STREAM), js.purge_stream(EVENTS_STREAM),
+                       js.delete_consumer(EVENTS_STREAM, "enrolment")):
+            with pytest.raises((nats.errors.TimeoutError, nats.errors.NoRespondersError)):
+                await change
+        with pytest.raises((nats.errors.TimeoutError, nats.errors.NoRespondersError)):
+            await client.request(query_subject(AV, "enrolment", "company"), b"{}", timeout=1)
+    assert await stored(provisioned, subject)
+    async with provisioned.connect("provisioner") as admin:
+        assert (await admin.jetstream().consumer_info(EVENTS_STREAM, "enrolment")).name == "enrolment"
+
+
 async def test_every_service_does_its_job_with_its_own_user(provisioned: Secured, tmp_path: Path):
     services = []
     for name, definition in (("enrolment", enrolment_bootstrap()), ("financing", financing_bootstrap())):

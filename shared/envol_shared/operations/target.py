@@ -3,7 +3,7 @@
 Two cases, as `deploy/local/demo.py` has them:
 - the local stack: `<data dir>/stack.json` says where NATS is and where every user's password
   is (`nats-credentials.json`); the CLI then connects as the user each task needs (the
-  `provisioner` to read streams, `<cluster>-staff` to ask queries, the original producer to
+  `operator` to read streams, `<cluster>-staff` to ask queries, the original producer to
   replay its event), and finds each service's SQLite file in the data dir;
 - a production NATS: `--nats-url`, `--user`, `--password` (or $ENVOL_NATS_URL,
   $ENVOL_OPS_USER, $ENVOL_OPS_PASSWORD): one user for everything, whose permissions decide
@@ -27,7 +27,7 @@ from envol_shared.topology import CONSUMERS
 ROOT = Path(__file__).resolve().parents[3]
 DEFAULT_DATA_DIR = ROOT / ".envol"
 STATE_FILE = "stack.json"
-OPERATOR = "provisioner"  # on the local stack, the one user that may read every stream
+OPERATOR = "operator"  # reads every stream, publishes events; no JetStream configuration
 
 
 class TargetError(Exception):
