@@ -38,8 +38,8 @@ from deploy.local.stack_processes import (
     stop_leftovers,
     terminate,
 )
+from envol_shared.topology import NatsServerTooOld, require_server_version
 
-MIN_NATS_VERSION = (2, 10)  # consumers with several filter subjects
 DOWN_TIMEOUT_S = 45.0  # the stack gives its services 30 s to stop
 
 
@@ -58,10 +58,11 @@ async def connect(url: str, inbox_prefix: str = "_INBOX", **login: Any) -> Clien
 
 
 def check_version(version: Any, url: str) -> None:
-    """Envol needs consumers with several filter subjects: nats-server 2.10 or newer."""
-    if (version.major, version.minor) < MIN_NATS_VERSION:
-        raise StartupError(f"the nats-server at {url} is {version}; Envol needs "
-                           f"{'.'.join(map(str, MIN_NATS_VERSION))}+")
+    """Envol needs consumers with several filter subjects: the services' own rule."""
+    try:
+        require_server_version(version, url)
+    except NatsServerTooOld as exc:
+        raise StartupError(str(exc)) from None
 
 
 def readiness(port: int | None, timeout_s: float = 2.0) -> str:

@@ -55,7 +55,7 @@ from envol_shared.queries import Query, QueryResponder
 from envol_shared.relay import OutboxRelay
 from envol_shared.subscriber import subscribe_batches
 from envol_shared.timers import Clock, TimerHandler, TimerScheduler
-from envol_shared.topology import CONSUMERS, provision
+from envol_shared.topology import CONSUMERS, provision, require_server_version, without_credentials
 from envol_shared.tracing import configure_tracing
 from envol_shared.unit_of_work import UnitOfWork
 
@@ -227,6 +227,7 @@ class RunningService:
         # Connected here rather than by the broker's start (which then keeps this connection):
         # provisioning, the relay and the consumer need NATS before the subscribers start.
         nc = await self.broker.connect()
+        require_server_version(nc.connected_server_version, without_credentials(settings.nats_url))
         js = nc.jetstream()
         if settings.provision:
             await provision(js)
@@ -274,7 +275,7 @@ class RunningService:
         # keep it out of full collections, which otherwise stall the loop for tens of ms.
         gc.collect()
         gc.freeze()
-        self.log.info("service.started", nats_url=_without_credentials(self.settings.nats_url),
+        self.log.info("service.started", nats_url=without_credentials(self.settings.nats_url),
                       database=self.engine.url.render_as_string(hide_password=True))
 
     async def _on_shutdown(self) -> None:
@@ -346,7 +347,7 @@ def nats_broker(service: str, settings: Settings) -> NatsBroker:
     if credentials.username and credentials.password:
         security = NatsUserPassword(unquote(credentials.username), unquote(credentials.password),
                                     ssl_context=tls)
-        servers = _without_credentials(settings.nats_url).split(",")
+        servers = without_credentials(settings.nats_url).split(",")
     return NatsBroker(
         servers,
         security=security,
@@ -365,12 +366,3 @@ def nats_broker(service: str, settings: Settings) -> NatsBroker:
         # here, since Envol logs every event and query itself.
         log_level=logging.DEBUG,
     )
-
-
-def _without_credentials(urls: str) -> str:
-    """For the log: the servers, never the passwords."""
-    shown = []
-    for url in urls.split(","):
-        scheme, _, rest = url.partition("://")
-        shown.append(f"{scheme}://{rest.rsplit('@', 1)[-1]}")
-    return ",".join(shown)

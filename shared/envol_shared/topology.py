@@ -45,6 +45,34 @@ DEAD_LETTER_ROOT = "envol-dead-letter"
 DUPLICATE_WINDOW_S = 15 * 60
 
 
+# Consumers with several filter subjects (`filter_subjects`) came with nats-server 2.10; an
+# older server ignores the field, and every service would then receive every event.
+MIN_NATS_VERSION = (2, 10)
+
+
+class NatsServerTooOld(RuntimeError):
+    """The NATS server cannot give each service only its own events."""
+
+
+def require_server_version(version: object, url: str) -> None:
+    """Refuse a nats-server older than MIN_NATS_VERSION (`version`: nats-py's
+    `connected_server_version`), naming both versions."""
+    found = (getattr(version, "major", 0), getattr(version, "minor", 0))
+    if found < MIN_NATS_VERSION:
+        needed = ".".join(map(str, MIN_NATS_VERSION))
+        raise NatsServerTooOld(f"the nats-server at {url} is {version}; Envol needs {needed} or newer "
+                               "(consumers with several filter subjects)")
+
+
+def without_credentials(urls: str) -> str:
+    """For the log: the servers, never the passwords."""
+    shown = []
+    for url in urls.split(","):
+        scheme, _, rest = url.partition("://")
+        shown.append(f"{scheme}://{rest.rsplit('@', 1)[-1]}")
+    return ",".join(shown)
+
+
 def catalogue_subject(type_: str) -> str:
     """The subjects an event type may be published on: a service's own events only under
     that service, partners' events under any producer (NATS permissions say which)."""
@@ -166,6 +194,7 @@ async def _provision_at(url: str) -> None:
     nc = await nats.connect(url, connect_timeout=5, max_reconnect_attempts=3,
                             inbox_prefix=os.environ.get("ENVOL_NATS_INBOX_PREFIX", "_INBOX"))
     try:
+        require_server_version(nc.connected_server_version, without_credentials(url))
         await provision(nc.jetstream())
     finally:
         await nc.close()
