@@ -184,9 +184,13 @@ class OutboxRelay:
         lane.handed = []
         if lane.drained and handed:
             lane.drained = False  # until these are published and marked
-            acked, refusal = await self._publish(lane, handed)
-            if acked:
-                async with self._engine.begin() as connection:
+            async with self._engine.begin() as connection:
+                if connection.dialect.name == "postgresql":
+                    # Another instance's relay may be reading these rows from the outbox:
+                    # publish only those locked here; it publishes the others.
+                    handed = await self._lock(connection, handed)
+                acked, refusal = await self._publish(lane, handed)
+                if acked:
                     await self._mark(connection, acked)
             if refusal:
                 raise refusal
@@ -199,6 +203,15 @@ class OutboxRelay:
             if not more:
                 lane.drained = True
                 return total
+
+    @staticmethod
+    async def _lock(connection: AsyncConnection, rows: list[OutboxRow]) -> list[OutboxRow]:
+        """The rows still pending that no other transaction holds, now locked by this one."""
+        query = (sa.select(outbox.c.id)
+                 .where(outbox.c.id.in_([row.id for row in rows]), outbox.c.published_at.is_(None))
+                 .with_for_update(skip_locked=True))
+        locked = set((await connection.execute(query)).scalars())
+        return [row for row in rows if row.id in locked]
 
     async def _publish_batch(self, lane: Lane) -> tuple[int, bool]:
         """Publish the oldest pending rows of a lane; return (published, more may wait)."""

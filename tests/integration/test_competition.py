@@ -21,7 +21,7 @@ from support import connected, new_id, stream_messages, wait_for
 
 from envol_enrolment.bootstrap import bootstrap
 from envol_shared.database import create_engine, migrate
-from envol_shared.event_log import outbox
+from envol_shared.event_log import OutboxRow, outbox
 from envol_shared.events import now
 from envol_shared.relay import OutboxRelay
 from envol_shared.topology import EVENTS_STREAM
@@ -92,6 +92,51 @@ async def test_two_relays_racing_on_one_outbox_publish_each_row_once(nats_server
     assert min(sent) > total // 10, f"both relays took a share of the rows: {sent}"
     stored = [m.headers["Nats-Msg-Id"] for m in await stream_messages(nc, EVENTS_STREAM, EVENT)]
     assert sorted(stored) == sorted(row["message_id"] for row in rows)
+
+
+async def test_rows_handed_to_one_relay_while_another_reads_the_outbox_are_published_once(
+        nats_server, nc, postgresql):
+    """The consuming instance hands the rows it commits to its relay, while the other
+    instance's relay polls the outbox and finds the same rows: whichever locks a row first
+    publishes it, the other skips it."""
+    chunks, size = 40, 20
+    engines = [create_engine(postgresql), create_engine(postgresql)]
+    await migrate(engines[0], bootstrap().migrations)
+    counter = PublishCounter()
+    stopping = asyncio.Event()
+    written: list[str] = []
+    async with connected(nats_server.url) as first, connected(nats_server.url) as second, \
+            counter.listening(nc, EVENT):
+        consuming, polling = [
+            OutboxRelay(js=client.jetstream(), engine=engine, service="enrolment", batch_size=size,
+                        poll_interval_s=poll)
+            for client, engine, poll in zip((first, second), engines, (5.0, 0.005), strict=True)]
+        tasks = [asyncio.create_task(relay.run(stopping)) for relay in (consuming, polling)]
+        try:
+            await wait_for(lambda: _drained(consuming), within=10, interval=0.01)
+            for _ in range(chunks):
+                rows = [{"message_id": new_id(), "subject": EVENT, "headers": {}, "created_at": now(),
+                         "payload": b"{}"} for _ in range(size)]
+                async with engines[0].begin() as connection:
+                    ids = (await connection.execute(
+                        sa.insert(outbox).returning(outbox.c.id), rows)).scalars().all()
+                consuming.hand_off([OutboxRow(id_, row["message_id"], EVENT, {}, row["payload"])
+                                    for id_, row in zip(ids, rows, strict=True)])
+                written += [row["message_id"] for row in rows]
+                await asyncio.sleep(0)  # let both relays at it
+            await wait_for(lambda: _all_published(postgresql, chunks * size), within=60)
+        finally:
+            stopping.set()
+            await asyncio.gather(*tasks)
+            for engine in engines:
+                await engine.dispose()
+
+    assert counter.twice_or_more() == {}, "rows published more than once"
+    assert sorted(counter.seen) == sorted(written)
+
+
+async def _drained(relay: OutboxRelay) -> bool:
+    return all(lane.drained for lane in relay._lanes)
 
 
 async def _all_published(database_url: str, total: int) -> bool:

@@ -230,6 +230,14 @@ MUTANTS: tuple[Mutant, ...] = (
         ("test_competition.py::test_two_relays_racing_on_one_outbox_publish_each_row_once[postgresql]",),
     ),
     Mutant(
+        "relay-publishes-handed-rows-unlocked", "relay.py",
+        "rows handed over by the consumer are published once though another instance reads them",
+        (("                    handed = await self._lock(connection, handed)\n",
+          "                    pass\n"),),
+        ("test_competition.py::test_rows_handed_to_one_relay_while_another_reads_the_outbox_are_published_once"
+         "[postgresql]",),
+    ),
+    Mutant(
         "relay-marks-before-publishing", "relay.py",
         "a row is marked published when, and only when, JetStream acknowledged it",
         ((f"{I12}acked, refusal = await self._publish(lane, rows)\n{I12}if acked:\n"
