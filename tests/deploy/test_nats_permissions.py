@@ -329,7 +329,11 @@ async def test_a_service_user_answers_into_the_askers_inboxes_only(provisioned: 
         answer = await staff.request(query_subject(PG, "enrolment", "company"), b"{}", timeout=2)
         assert answer.data == b'{"answer": "whatever"}'
         await service.flush()
-        await asyncio.sleep(0.3)
+
+        async def each_refused() -> bool:  # the server reports each violation to the service
+            return all(violations(provisioned, "enrolment", subject) for subject in elsewhere)
+
+        await wait_for(each_refused, within=10, interval=0.02)
     for subject in elsewhere:
         assert violations(provisioned, "enrolment", subject) == 1, subject
     for subject in elsewhere[:3]:
@@ -371,10 +375,14 @@ async def test_jetstream_acknowledges_on_the_reply_subject_the_publisher_chose(p
         for reply in [aimed, *api]:
             await bank.publish(own, payload, reply=reply)
         await bank.flush()
-    await asyncio.sleep(0.5)
-    assert not provisioned.errors.get(f"{AV}-banque-garonne")  # nothing NATS saw as a violation
     async with provisioned.connect("provisioner") as admin:
         js = admin.jetstream()
+
+        async def every_acknowledgement_stored() -> bool:
+            return (await js.stream_info(EVENTS_STREAM)).state.messages >= 1 + 2 + len(api)
+
+        await wait_for(every_acknowledgement_stored, within=10, interval=0.05)
+        assert not provisioned.errors.get(f"{AV}-banque-garonne")  # nothing NATS saw as a violation
         acknowledgement = await js.get_last_msg(EVENTS_STREAM, aimed)
         assert json.loads(acknowledgement.data) == {"stream": EVENTS_STREAM, "seq": 2}
         state = (await js.stream_info(EVENTS_STREAM)).state
@@ -400,8 +408,11 @@ async def test_strict_mode_is_what_keeps_an_acknowledgement_from_purging_the_str
                 assert await can_publish(bank, own, payload)
             await bank.publish(own, payload, reply=f"$JS.API.STREAM.PURGE.{EVENTS_STREAM}")
             await bank.flush()
-        await asyncio.sleep(0.5)
         async with lax.connect("provisioner") as admin:
+            async def purged() -> bool:
+                return (await admin.jetstream().stream_info(EVENTS_STREAM)).state.first_seq == 4
+
+            await wait_for(purged, within=10, interval=0.05)
             state = (await admin.jetstream().stream_info(EVENTS_STREAM)).state
         assert (state.first_seq, state.messages) == (4, 1)  # a partner purged the stream
     finally:
