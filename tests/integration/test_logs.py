@@ -163,3 +163,28 @@ async def test_export_logs_places_given_and_waited_for_and_follow_ups(nc, start_
     assert [(line["kind"], line["reason"], line["checkpoint"]) for line in sent[:2]] == [
         ("reminder", "checkpoint_due", "baseline"), ("escalation", "checkpoint_due", "baseline")]
     assert sent[0]["company"] == SIRENS[1] and sent[0]["timer"].startswith("av-cn-log-1:")
+
+
+async def test_outcomes_logs_each_journey_step_and_checkpoint_once(nc, start_service, log_lines):
+    from envol_outcomes.bootstrap import bootstrap
+    from envol_shared.contracts import outcomes
+
+    siren, app = SIRENS[11], "log-out-1"
+    await start_service(definition=bootstrap())
+    for status in ("enrolled", "withdrawn"):
+        await publish(nc, enrolment_outcome(status, app, siren), company=siren, producer="enrolment")
+    # Refused (the application was enrolled): no decision to log.
+    await publish(nc, outcomes.ComparisonCheckpointRecorded(application_id=app, checkpoint="baseline",
+                                                            recorded_on="2026-03-02", value_cents=0),
+                  company=siren)
+
+    async def refused() -> list[dict[str, Any]]:
+        return logged(log_lines, "event.rejected", company=siren)
+
+    await wait_for(refused, within=30)
+    moved = logged(log_lines, "journey.moved", application=app)
+    assert [line["status"] for line in moved] == ["enrolled", "withdrawn"]
+    assert all(line["service"] == "outcomes" and line["company"] == siren and line["producer"] == "enrolment"
+               and line["event_id"] and line["level"] == "info" for line in moved)
+    assert logged(log_lines, "checkpoint.recorded", application=app) == []
+    assert f"Company {siren}" not in log_lines.getvalue()  # the legal name is never logged

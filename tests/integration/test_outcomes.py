@@ -204,3 +204,4 @@ async def test_checkpoints_that_cannot_count_are_rejected_with_the_reason(nc, st
     c = (await ask(nc, "company", {"company_id": C}))["journeys"][0]
     assert c["checkpoints"] == {} and c["status"] == "waitlisted"
 
+

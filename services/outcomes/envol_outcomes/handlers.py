@@ -11,23 +11,22 @@ and the producer receives the reason on its own `event.rejected` subject.
 from __future__ import annotations
 
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
 from typing import Any
-
-import structlog
 
 from envol_outcomes.domain.model import DomainError, Journey
 from envol_outcomes.unit_of_work import OutcomesUnitOfWork
 from envol_shared.consumer import Context, Handler, Rejected
 from envol_shared.contracts import enrolment, export, financing, outcomes
+from envol_shared.decisions import log_when_committed
 from envol_shared.events import EventData
 
 Ctx = Context[OutcomesUnitOfWork]
 SERVICE = "outcomes"
 STAFF_FILE = Path(__file__).parent / "staff.toml"
-log = structlog.get_logger("envol.outcomes")
 
 
 def load_staff(path: Path = STAFF_FILE) -> dict[str, frozenset[str]]:
@@ -40,6 +39,24 @@ def _owned_by(ctx: Ctx, service: str) -> None:
     if ctx.incoming.producer != service:
         raise Rejected(f"{ctx.incoming.data.name()} is published by the {service} service, "
                        f"not by {ctx.incoming.producer}")
+
+
+@contextmanager
+def _domain_refusals() -> Iterator[None]:
+    """What the journey cannot take is refused, with its reason, to the producer."""
+    try:
+        yield
+    except DomainError as exc:
+        raise Rejected(str(exc)) from None
+
+
+def _decided(ctx: Ctx, journey: Journey, decision: str, **fields: Any) -> None:
+    """The decision's log line, once committed, with the identifiers every line carries."""
+    envelope = ctx.incoming.envelope
+    log_when_committed(ctx.uow, decision, service=SERVICE, event_id=envelope.id, event_type=envelope.type,
+                       cluster=journey.cluster, correlation_id=envelope.correlationid,
+                       company=journey.siren, producer=ctx.incoming.producer, application=journey.id,
+                       **fields)
 
 
 async def _journey(journey_id: str, ctx: Ctx) -> Journey:
@@ -68,8 +85,8 @@ async def follow_application(event: enrolment.ApplicationTransition, ctx: Ctx, *
         raise Rejected(f"application {event.application_id} is already known for another cluster "
                        "or company")
     journey.reach(event.to_status, event.at)
-    log.info("journey.moved", application=journey.id, status=event.to_status,
-             programme=journey.programme, cohort=journey.cohort)
+    _decided(ctx, journey, "journey.moved", status=event.to_status, programme=journey.programme,
+             cohort=journey.cohort)
 
 
 # ---- financing and export: what participants obtained ----------------------------------------
@@ -78,20 +95,16 @@ async def follow_application(event: enrolment.ApplicationTransition, ctx: Ctx, *
 async def follow_case(event: financing.CaseEvent, ctx: Ctx, **_: Any) -> None:
     _owned_by(ctx, "financing")
     journey = await _journey(event.case_id, ctx)
-    try:
+    with _domain_refusals():
         journey.obtained(event.awarded_cents, event.at)
-    except DomainError as exc:
-        raise Rejected(str(exc)) from None
     journey.disbursed_cents = event.disbursed_cents
 
 
 async def follow_support(event: export.SupportEvent, ctx: Ctx, **_: Any) -> None:
     _owned_by(ctx, "export")
     journey = await _journey(event.support_id, ctx)
-    try:
+    with _domain_refusals():
         journey.obtained(event.contracted_cents, event.at)
-    except DomainError as exc:
-        raise Rejected(str(exc)) from None
     journey.export_results(leads=event.leads, meetings=event.meetings, contracts=event.contracts,
                            countries=event.contract_countries)
 
@@ -112,11 +125,9 @@ async def _record(ctx: Ctx, staff: Mapping[str, frozenset[str]], journey_id: str
     if journey.kind.value != kind:
         raise Rejected(f"application {journey.id} is to a {journey.kind.value} programme: {kind} "
                        "checkpoints do not apply to it")
-    try:
+    with _domain_refusals():
         journey.record_checkpoint(checkpoint, recorded_on, value_cents, comparison=False)
-    except DomainError as exc:
-        raise Rejected(str(exc)) from None
-    log.info("checkpoint.recorded", application=journey.id, checkpoint=checkpoint, group="participants")
+    _decided(ctx, journey, "checkpoint.recorded", checkpoint=checkpoint, group="participants")
 
 
 async def record_case_checkpoint(event: financing.CheckpointRecorded, ctx: Ctx,
@@ -135,12 +146,10 @@ async def record_comparison(event: outcomes.ComparisonCheckpointRecorded, ctx: C
                             staff: Mapping[str, frozenset[str]]) -> None:
     _for_staff(ctx, staff)
     journey = await _journey(event.application_id, ctx)
-    try:
+    with _domain_refusals():
         journey.record_checkpoint(event.checkpoint, event.recorded_on.isoformat(), event.value_cents,
                                   comparison=True)
-    except DomainError as exc:
-        raise Rejected(str(exc)) from None
-    log.info("checkpoint.recorded", application=journey.id, checkpoint=event.checkpoint, group="comparison")
+    _decided(ctx, journey, "checkpoint.recorded", checkpoint=event.checkpoint, group="comparison")
 
 
 HANDLERS: Mapping[type[EventData], Any] = {

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+from collections.abc import Callable
 from html import escape
 from typing import Any
 
@@ -118,46 +119,48 @@ def _funnel_section(programmes: list[dict[str, Any]], lang: str) -> str:
     return "".join(parts) + "</section>"
 
 
-def _timeline_section(programmes: list[dict[str, Any]], lang: str) -> str:
-    parts = [f'<section id="over-time"><h2>{escape(label(lang, "time_title"))}</h2>']
+def _cohort_section(programmes: list[dict[str, Any]], lang: str, section_id: str, heading: str,
+                    items_key: str, missing: str,
+                    render: Callable[[dict[str, Any], dict[str, Any], list[dict[str, Any]], str], list[str]],
+                    ) -> str:
+    """One figure per cohort of each programme, under the programme's name; a line instead
+    where a cohort has nothing yet (`missing`: the label saying so)."""
+    parts = [f'<section id="{section_id}"><h2>{escape(label(lang, heading))}</h2>']
     for programme in programmes:
-        kind = str(programme.get("kind", ""))
         parts.append(f"<h3>{escape(_name(programme))}</h3>")
         cohorts = _dicts(programme.get("cohorts"))
         if not cohorts:
             parts.append(f"<p>{escape(label(lang, 'no_cohort'))}</p>")
         for cohort in cohorts:
             name = str(cohort.get("cohort", ""))
-            timeline = _dicts(cohort.get("timeline"))
-            if not timeline:
-                parts.append(f"<p>{escape(label(lang, 'no_month', cohort=name))}</p>")
+            items = _dicts(cohort.get(items_key))
+            if not items:
+                parts.append(f"<p>{escape(label(lang, missing, cohort=name))}</p>")
                 continue
             title = f"{label(lang, 'cohort')} {name}"
             parts.append(f"<h4>{escape(title)}</h4>")
-            parts.append(_figure(timeline_chart(timeline, kind, lang, title),
-                                 timeline_sentence(cohort, kind, lang)))
+            parts += render(programme, cohort, items, title)
     return "".join(parts) + "</section>"
+
+
+def _timeline_section(programmes: list[dict[str, Any]], lang: str) -> str:
+    def render(programme: dict[str, Any], cohort: dict[str, Any], timeline: list[dict[str, Any]],
+               title: str) -> list[str]:
+        kind = str(programme.get("kind", ""))
+        return [_figure(timeline_chart(timeline, kind, lang, title), timeline_sentence(cohort, kind, lang))]
+
+    return _cohort_section(programmes, lang, "over-time", "time_title", "timeline", "no_month", render)
 
 
 def _comparison_section(programmes: list[dict[str, Any]], lang: str) -> str:
-    parts = [f'<section id="comparison"><h2>{escape(label(lang, "compare_title"))}</h2>']
-    for programme in programmes:
-        parts.append(f"<h3>{escape(_name(programme))}</h3>")
-        cohorts = _dicts(programme.get("cohorts"))
-        if not cohorts:
-            parts.append(f"<p>{escape(label(lang, 'no_cohort'))}</p>")
-        for cohort in cohorts:
-            name = str(cohort.get("cohort", ""))
-            checkpoints = _dicts(cohort.get("checkpoints"))
-            if not checkpoints:
-                parts.append(f"<p>{escape(label(lang, 'no_checkpoint', cohort=name))}</p>")
-                continue
-            title = f"{label(lang, 'cohort')} {name}"
-            parts.append(f"<h4>{escape(title)}</h4>")
-            parts.append(_figure(comparison_chart(checkpoints, lang, title, MIN_GROUP),
-                                 comparison_sentence(cohort, lang)))
-            parts.append(_warnings([text for c in checkpoints for text in warnings(c, lang)], lang))
-    return "".join(parts) + "</section>"
+    def render(_programme: dict[str, Any], cohort: dict[str, Any], checkpoints: list[dict[str, Any]],
+               title: str) -> list[str]:
+        return [_figure(comparison_chart(checkpoints, lang, title, MIN_GROUP),
+                        comparison_sentence(cohort, lang)),
+                _warnings([text for c in checkpoints for text in warnings(c, lang)], lang)]
+
+    return _cohort_section(programmes, lang, "comparison", "compare_title", "checkpoints", "no_checkpoint",
+                           render)
 
 
 def _row(cells: list[str]) -> str:
